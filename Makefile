@@ -1,0 +1,36 @@
+# Two entry points: `make demo` and `make test`. The virtual environment is rebuilt
+# only when requirements.txt changes (a stamp file holds its hash).
+PY ?= python3.11
+VENV := .venv
+REQ_HASH := $(shell sha256sum requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
+	rm -rf $(VENV)
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip uv
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python -r requirements.txt
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python --no-deps -e .
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/bds demo
+
+test: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .bds

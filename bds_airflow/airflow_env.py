@@ -1,0 +1,54 @@
+"""Prepare an Airflow environment for in-process runs (`bds run`, `bds demo`, tests).
+
+Must run before `airflow` is imported: Airflow reads its configuration at import.
+Operators who already run Airflow keep their own AIRFLOW_HOME and metadata DB; a
+fresh machine gets `~/.bds/airflow` with a SQLite metadata DB, migrated once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DAGS_FOLDER = REPO / "dags"
+
+
+def configure(home: str | None = None, quiet: bool = True) -> Path:
+    """Set the environment Airflow reads (only what the operator has not set)."""
+    home = home or os.environ.get("AIRFLOW_HOME") or str(Path.home() / ".bds" / "airflow")
+    os.environ["AIRFLOW_HOME"] = home
+    Path(home).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS_FOLDER))
+    os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+    if quiet:
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    return Path(home)
+
+
+def metadata_url() -> str:
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    if url:
+        return url
+    return f"sqlite:///{os.environ['AIRFLOW_HOME']}/airflow.db"
+
+
+def ensure_migrated() -> None:
+    """Run `airflow db migrate` once per metadata DB and Airflow version."""
+    from importlib.metadata import version
+
+    key = hashlib.sha256(f"{metadata_url()}|{version('apache-airflow')}".encode()).hexdigest()
+    marker = Path(os.environ["AIRFLOW_HOME"]) / f".bds-migrated-{key[:16]}"
+    if marker.exists():
+        return
+    airflow = Path(sys.executable).with_name("airflow")
+    cmd = [str(airflow)] if airflow.exists() else [sys.executable, "-m", "airflow"]
+    proc = subprocess.run([*cmd, "db", "migrate"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise RuntimeError(f"airflow db migrate failed for {metadata_url()}:\n{tail}")
+    marker.touch()

@@ -1,0 +1,173 @@
+"""`bds`: the operator's command line (SPEC §9)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from typing import Any
+
+from bds_metrics.config import BLACKLIST, ConfigError, TenantConfig, load_config
+
+
+def _date(s: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(s)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {s!r}") from exc
+
+
+def cmd_config_validate(a: argparse.Namespace) -> int:
+    cfg = load_config(a.config)
+    print(f"{cfg.path}: {len(cfg.tenants)} tenant(s), valid")
+    for t in cfg.tenants:
+        print(f"- {t.id}: {t.name} (DAG bds_{t.id}), zone {t.timezone}, "
+              f"from {t.production_date}, metrics {', '.join(t.metrics)}")
+        for r in t.regions:
+            print(f"    region {r.code}{f' ({r.name})' if r.name else ''}")
+            for loc in r.locations:
+                sw = ", ".join(loc.switches) if loc.switches else "(default location)"
+                gvp = f"; GVP via {loc.gvp.conn_id}" if loc.gvp else ""
+                print(f"      location {loc.code}: {sw}{gvp}")
+        for bu_id, name in t.scopes()[1:]:
+            print(f"    business unit {bu_id}: {name}")
+    return 0
+
+
+def cmd_units(a: argparse.Namespace) -> int:
+    if a.blacklist:
+        for name in BLACKLIST:
+            print(name)
+        return 0
+    t = load_config(a.config).tenant(a.tenant)
+    print(f"{'id':<24} {'name':<24} DNIS rules")
+    for b in t.business_units:
+        print(f"{b.id:<24} {b.name:<24} {', '.join(b.dnis) or '-'}")
+    print(f"{t.default_bu_id:<24} {'Default':<24} (everything not attributed)")
+    if not t.business_units:
+        return 0
+    try:
+        folders = _folders(t)
+    except Exception as exc:  # the DB is optional for this listing
+        print(f"\n(folder detection skipped: {exc})")
+        return 0
+    from bds_metrics.units import detected_folders
+
+    print("\nfolders detected as units (path from the root):")
+    for bu_id, paths in detected_folders(t, folders).items():
+        for path in paths or ["(none found)"]:
+            print(f"  {bu_id:<22} {path}")
+    return 0
+
+
+def _folders(t: TenantConfig) -> Any:
+    from . import airflow_env
+
+    airflow_env.configure()
+    from bds_metrics import datasets
+
+    from .connections import get_dsn
+
+    sql, params = datasets.bind("folder", {"tenant_dbid": t.tenant_dbid})
+    import pyarrow as pa
+
+    batches = list(datasets.query_batches(get_dsn(t.gimdb_conn_id), sql, params))
+    return pa.Table.from_batches(batches, schema=None if batches else datasets.SCHEMAS["folder"]
+                                 ).to_pandas()
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from .runner import run_days
+
+    t = load_config(a.config).tenant(a.tenant)
+    last = a.to or a.from_
+    return run_days(t, a.from_, last, reextract_config=a.reextract_config, verbose=a.verbose)
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from bds_metrics.verify import verify_tenant
+
+    t = load_config(a.config).tenant(a.tenant)
+    checked, problems = verify_tenant(t, a.from_, a.to)
+    for p in problems:
+        print(p)
+    print(f"{checked} period folder(s) checked, {len(problems)} problem(s)")
+    return 1 if problems or checked == 0 else 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from bds_metrics.report import write_report
+
+    t = load_config(a.config).tenant(a.tenant)
+    out = write_report(t, a.from_, a.to, a.tz or t.timezone, a.output)
+    print(out)
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(a.root, days=a.days, agents=a.agents)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bds", description="Billing data for contact centres")
+    p.add_argument("--config", help="configuration file (default: $BDS_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    cfg = sub.add_parser("config", help="configuration commands")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    v = cfg_sub.add_parser("validate", help="load and validate the configuration")
+    v.add_argument("--config", dest="config", default=argparse.SUPPRESS)
+    v.set_defaults(func=cmd_config_validate)
+
+    u = sub.add_parser("units", help="list a tenant's business units")
+    u.add_argument("-t", "--tenant", required=False)
+    u.add_argument("-bl", "--blacklist", action="store_true", help="print the blacklist")
+    u.set_defaults(func=cmd_units)
+
+    r = sub.add_parser("run", help="run billing days in this process (no scheduler)")
+    r.add_argument("-t", "--tenant", required=True)
+    r.add_argument("--from", dest="from_", type=_date, required=True)
+    r.add_argument("--to", type=_date)
+    r.add_argument("--reextract-config", action="store_true",
+                   help="re-read folders/Persons instead of each day's snapshot")
+    r.add_argument("-v", "--verbose", action="store_true", help="show Airflow's task logs")
+    r.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="the usage report (XLSX)")
+    rep.add_argument("-t", "--tenant", required=True)
+    rep.add_argument("--from", dest="from_", type=_date, required=True)
+    rep.add_argument("--to", type=_date, required=True)
+    rep.add_argument("--tz", help="time zone of the report (default: the tenant's)")
+    rep.add_argument("-o", "--output", default="usage.xlsx")
+    rep.set_defaults(func=cmd_report)
+
+    ver = sub.add_parser("verify", help="re-hash files against their manifests")
+    ver.add_argument("-t", "--tenant", required=True)
+    ver.add_argument("--from", dest="from_", type=_date)
+    ver.add_argument("--to", type=_date)
+    ver.set_defaults(func=cmd_verify)
+
+    d = sub.add_parser("demo", help="the embedded demo, end to end")
+    d.add_argument("--root", default=".bds/demo", help="where the demo keeps everything")
+    d.add_argument("--days", type=int, default=21)
+    d.add_argument("--agents", type=int, default=300)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "units" and not args.blacklist and not args.tenant:
+        print("bds units: -t TENANT is required (or -bl)", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"bds: configuration error:\n{exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

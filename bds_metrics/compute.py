@@ -1,0 +1,187 @@
+"""Metric values for one tenant, one period, one metric (SPEC §5), for every region and scope.
+
+Input frames come from the dataset files; output is a `Results` table with one row per
+(scope, region, AgentGroupName), the audit facts (peak first/last second, agent ids),
+and per-minute peaks for the usage report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import kernels
+from .config import TenantConfig
+from .days import Period
+
+
+class MappingError(RuntimeError):
+    """A session maps to no location and the tenant has no default location."""
+
+
+RESULT_COLUMNS = [
+    "metric", "tier3_id", "region", "group", "value", "peak_first", "peak_last", "agents",
+]
+
+
+@dataclass
+class Results:
+    rows: pd.DataFrame  # RESULT_COLUMNS
+    minutes: pd.DataFrame  # metric, tier3_id, region, minute, peak (non-zero minutes only)
+
+
+def location_of_switch(t: TenantConfig, switch: pd.Series, day: Period, metric: str) -> pd.Series:
+    """Location code per session; unknown or null switches go to the default location."""
+    by_switch = {sw: loc.code for _, loc in t.locations for sw in loc.switches}
+    loc = switch.map(by_switch)
+    unmapped = loc.isna()
+    if unmapped.any():
+        default = t.default_location
+        if default is None:
+            bad = sorted({str(s) for s in switch[unmapped].unique()}, key=str)
+            raise MappingError(
+                f"tenant {t.id!r}, day {day.label}, metric {metric}: sessions on switch(es) "
+                f"{bad} map to no location and the tenant has no default location "
+                f"(file {t.source})"
+            )
+        loc = loc.fillna(default.code)
+    return loc
+
+
+def region_of_location(t: TenantConfig) -> dict[str, str]:
+    return {loc.code: r.code for r, loc in t.locations}
+
+
+def seat_inputs(
+    metric: str, sm_fact: pd.DataFrame | None, mm: pd.DataFrame | None,
+    agent_switch: pd.DataFrame | None, handled: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(sessions[agent_id, switch_name, start_ts, end_ts], events[agent_id, start_ts])."""
+    if metric == "seats_chat":
+        assert mm is not None and agent_switch is not None
+        sw = agent_switch.drop_duplicates("agent_id").set_index("agent_id")["switch_name"]
+        sessions = mm.assign(switch_name=mm["agent_id"].map(sw))
+        events = handled[handled["media"] == "CHAT"]
+    elif metric == "seats_outbound":
+        assert sm_fact is not None
+        sessions = sm_fact[sm_fact["media"] == "VOICE"]
+        events = handled[handled["ocs"].fillna(False).astype(bool)]
+    else:
+        raise ValueError(metric)
+    return sessions, events
+
+
+def _arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    start = df["start_ts"].to_numpy(dtype=np.int64)
+    open_ = df["end_ts"].isna().to_numpy()
+    end = df["end_ts"].fillna(0).to_numpy(dtype=np.int64)
+    return start, end, open_
+
+
+def _scope_masks(
+    t: TenantConfig, region: np.ndarray, unit: np.ndarray | None
+) -> list[tuple[str, str, np.ndarray]]:
+    out = []
+    for r in t.regions:
+        in_region = region == r.code
+        for tier3, _ in t.scopes():
+            mask = in_region if tier3 == "" else in_region & (unit == tier3)
+            out.append((tier3, r.code, mask))
+    return out
+
+
+def _row(metric, tier3, region, group, value, span=None, agents=()) -> dict:
+    return {
+        "metric": metric, "tier3_id": tier3, "region": region, "group": group,
+        "value": int(value),
+        "peak_first": None if span is None else int(span[0]),
+        "peak_last": None if span is None else int(span[1]),
+        "agents": [int(a) for a in agents],
+    }
+
+
+def _minute_rows(metric, tier3, region, st: kernels.Steps, p: Period) -> pd.DataFrame | None:
+    mins, peaks = st.minute_peaks(p.start, p.end)
+    nz = peaks > 0
+    if not nz.any():
+        return None
+    return pd.DataFrame({
+        "metric": metric, "tier3_id": tier3, "region": region,
+        "minute": mins[nz], "peak": peaks[nz],
+    })
+
+
+def compute_seats(
+    t: TenantConfig, p: Period, metric: str, sessions: pd.DataFrame, events: pd.DataFrame,
+    agent_bu: pd.DataFrame | None,
+) -> Results:
+    start, end, open_ = _arrays(sessions)
+    agent = sessions["agent_id"].to_numpy(dtype=np.int64)
+    q = kernels.qualifies(
+        agent, start, end, open_,
+        events["agent_id"].to_numpy(dtype=np.int64),
+        events["start_ts"].to_numpy(dtype=np.int64), p.end,
+    )
+    s, e, keep = kernels.close_and_clip(start[q], end[q], open_[q], p.start, p.end)
+    agent = agent[q][keep]
+    switch = sessions["switch_name"][q].reset_index(drop=True)[keep]
+    loc = location_of_switch(t, switch, p, metric).to_numpy(dtype=object)
+    region = pd.Series(loc).map(region_of_location(t)).to_numpy(dtype=object)
+    unit = None
+    if t.business_units:
+        by_agent = (agent_bu if agent_bu is not None else pd.DataFrame(
+            {"agent_id": [], "bu_id": []})).set_index("agent_id")["bu_id"]
+        unit = pd.Series(agent).map(by_agent).fillna(t.default_bu_id).to_numpy(dtype=object)
+    rows, minutes = [], []
+    for tier3, reg, m in _scope_masks(t, region, unit):
+        mk, ms, me = kernels.merge_by_key(agent[m], s[m], e[m], p.start)
+        st = kernels.steps(ms, me)
+        span = st.peak_span()
+        at_peak = kernels.active_at(mk, ms, me, span[0]) if span else ()
+        rows.append(_row(metric, tier3, reg, 1, st.peak, span, at_peak))
+        enabled = np.unique(mk)
+        # Enabled is stored even when only the month bills it (seats_outbound).
+        rows.append(_row(metric, tier3, reg, 2, len(enabled), None, enabled))
+        mr = _minute_rows(metric, tier3, reg, st, p)
+        if mr is not None:
+            minutes.append(mr)
+    return _results(rows, minutes)
+
+
+def compute_gvp(
+    t: TenantConfig, p: Period, metric: str, cdrs: pd.DataFrame, cdr_bu: pd.DataFrame | None
+) -> Results:
+    start, end, open_ = _arrays(cdrs)
+    s, e, keep = kernels.close_and_clip(start, end, open_, p.start, p.end)
+    loc = cdrs["location"].to_numpy(dtype=object)[keep]
+    region = pd.Series(loc).map(region_of_location(t)).to_numpy(dtype=object)
+    unit = None
+    if t.business_units:
+        key = ["cdr_id", "location"]
+        kept = cdrs.loc[keep, key].reset_index(drop=True)
+        if cdr_bu is not None and len(cdr_bu):
+            kept = kept.merge(cdr_bu[[*key, "bu_id"]], on=key, how="left", sort=False)
+        unit = kept.get("bu_id", pd.Series(index=kept.index, dtype=object))
+        unit = unit.fillna(t.default_bu_id).to_numpy(dtype=object)
+    rows, minutes = [], []
+    for tier3, reg, m in _scope_masks(t, region, unit):
+        if metric == "gvp_ports":
+            st = kernels.steps(s[m], e[m])
+            rows.append(_row(metric, tier3, reg, 1, st.peak, st.peak_span()))
+            mr = _minute_rows(metric, tier3, reg, st, p)
+            if mr is not None:
+                minutes.append(mr)
+        else:
+            rows.append(_row(metric, tier3, reg, 1, kernels.ceil_minutes(s[m], e[m])))
+    return _results(rows, minutes)
+
+
+def _results(rows: list[dict], minutes: list[pd.DataFrame]) -> Results:
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    mins = (
+        pd.concat(minutes, ignore_index=True) if minutes
+        else pd.DataFrame({"metric": [], "tier3_id": [], "region": [], "minute": [], "peak": []})
+    )
+    return Results(frame, mins)

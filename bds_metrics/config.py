@@ -1,0 +1,374 @@
+"""The tenant configuration (SPEC §3), validated strictly when it is loaded.
+
+Every error is one `ConfigError` whose message names the file, the tenant and the key,
+so an operator can fix the YAML without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+BLACKLIST = (
+    "agents",
+    "dns",
+    "persons",
+    "campaigns",
+    "switches",
+    "configurations",
+    "agent logins",
+    "campaign groups",
+)
+METRICS = ("seats_chat", "seats_outbound", "gvp_ports", "gvp_minutes")
+SEAT_METRICS = ("seats_chat", "seats_outbound")
+GVP_METRICS = ("gvp_ports", "gvp_minutes")
+DEFAULT_BU_NAME = "Default"
+
+_ID = r"^[a-z0-9_]{1,40}$"
+# Codes and ids end up in file names and CSV fields: no path separators, no dots.
+_CODE = r"^[A-Za-z0-9_-]{1,64}$"
+_BU_ID = r"^[A-Za-z0-9_-]{1,80}$"
+
+
+class ConfigError(ValueError):
+    """Bad configuration: fails the load (and never retries a task)."""
+
+
+class _Strict(BaseModel):
+    # strict: a YAML `"5"` where a number belongs is an error, not a silent coercion.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _zone(name: str) -> str:
+    if name not in _ZONES:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
+
+
+_ZONES = available_timezones()
+
+
+class Tier1(_Strict):
+    id: str = Field(min_length=1)
+    name: str = ""
+
+
+class GvpSource(_Strict):
+    conn_id: str = Field(min_length=1)
+
+
+class Location(_Strict):
+    code: str = Field(pattern=_CODE)
+    name: str | None = None
+    switches: list[str] = Field(default_factory=list)
+    gvp: GvpSource | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return not self.switches
+
+
+class Region(_Strict):
+    code: str = Field(pattern=_CODE)
+    name: str | None = None
+    locations: list[Location] = Field(min_length=1)
+
+
+class BusinessUnit(_Strict):
+    id: str = Field(pattern=_BU_ID)
+    name: str = Field(min_length=1)
+    dnis: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _not_blacklisted(cls, v: str) -> str:
+        if v.strip().lower() in BLACKLIST:
+            raise ValueError(f"business unit name {v!r} is on the blacklist {list(BLACKLIST)}")
+        return v
+
+
+class GimFilter(_Strict):
+    tenant_key: int | None = None
+    tenant_dbid: int | None = None
+
+
+class Defaults(_Strict):
+    gimdb_conn_id: str = "bds_gimdb"
+    gvpdb_conn_id: str = "bds_gvpdb"
+    output_root: str = "/var/lib/bds/out"
+    staging_root: str = "/var/lib/bds/staging"
+    timezone: str = "UTC"
+    session_lookback_days: int = Field(default=7, ge=0, le=60)
+    retries: int = Field(default=3, ge=0, le=20)
+    settle_hours: float = Field(default=2, ge=0, le=72)
+    wait_for_settle: StrictBool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return _zone(v)
+
+
+class Tenant(_Strict):
+    id: str = Field(pattern=_ID)
+    name: str = Field(min_length=1)
+    tier1: Tier1 | None = None
+    production_date: dt.date
+    metrics: list[str] = Field(min_length=1)
+    regions: list[Region] = Field(min_length=1)
+    business_units: list[BusinessUnit] = Field(default_factory=list)
+    tfn_prefixes: list[str] = Field(default_factory=list)
+    test_numbers: list[str] = Field(default_factory=list)
+    gim: GimFilter = Field(default_factory=GimFilter)
+    # Overridable defaults (None = take `defaults`).
+    gimdb_conn_id: str | None = None
+    gvpdb_conn_id: str | None = None
+    output_root: str | None = None
+    staging_root: str | None = None
+    timezone: str | None = None
+    session_lookback_days: int | None = Field(default=None, ge=0, le=60)
+    retries: int | None = Field(default=None, ge=0, le=20)
+    settle_hours: float | None = Field(default=None, ge=0, le=72)
+    wait_for_settle: StrictBool | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        return None if v is None else _zone(v)
+
+    @field_validator("production_date", mode="before")
+    @classmethod
+    def _date(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                return dt.date.fromisoformat(v)
+            except ValueError as exc:
+                raise ValueError(f"not a date (YYYY-MM-DD): {v!r}") from exc
+        if isinstance(v, dt.datetime):
+            raise ValueError("a date (YYYY-MM-DD) is needed, not a timestamp")
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, v: list[str]) -> list[str]:
+        for m in v:
+            if m not in METRICS:
+                raise ValueError(f"unknown metric {m!r}; known: {list(METRICS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("a metric is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Tenant:
+        _unique("regions[].code", [r.code for r in self.regions])
+        locs = [loc for r in self.regions for loc in r.locations]
+        _unique("locations[].code", [loc.code for loc in locs])
+        seen: dict[str, str] = {}
+        for loc in locs:
+            for sw in loc.switches:
+                if sw in seen and seen[sw] != loc.code:
+                    raise ValueError(
+                        f"switch {sw!r} is listed in two locations: {seen[sw]!r} and {loc.code!r}"
+                    )
+                seen[sw] = loc.code
+        defaults = [loc.code for loc in locs if loc.is_default]
+        if len(defaults) > 1:
+            raise ValueError(f"more than one default location (empty switches): {defaults}")
+        gvp_conns = [loc.gvp.conn_id for loc in locs if loc.gvp]
+        _unique("locations[].gvp.conn_id", gvp_conns)
+        if any(m in GVP_METRICS for m in self.metrics) and not gvp_conns and not defaults:
+            raise ValueError(
+                "GVP metrics need a location with `gvp` or a default location to count CDRs in"
+            )
+        default_bu = f"{self.id}_BU_0"
+        _unique("business_units[].id", [b.id for b in self.business_units])
+        _unique("business_units[].name", [b.name.lower() for b in self.business_units])
+        for b in self.business_units:
+            if b.id == default_bu:
+                raise ValueError(f"business unit id {b.id!r} is reserved for the default BU")
+        owner: dict[str, str] = {}
+        for b in self.business_units:
+            for p in b.dnis:
+                if p in owner and owner[p] != b.id:
+                    raise ValueError(
+                        f"DNIS prefix {p!r} belongs to two business units: {owner[p]!r}, {b.id!r}"
+                    )
+                owner[p] = b.id
+        return self
+
+
+def _unique(what: str, values: list[Any]) -> None:
+    dup = sorted({v for v in values if values.count(v) > 1}, key=str)
+    if dup:
+        raise ValueError(f"duplicate {what}: {dup}")
+
+
+class _File(_Strict):
+    defaults: Defaults = Field(default_factory=Defaults)
+    tenants: list[Tenant] = Field(min_length=1)
+
+
+class TenantConfig:
+    """One tenant with its defaults resolved: what every task needs, nothing more."""
+
+    def __init__(self, tenant: Tenant, defaults: Defaults, source: str):
+        self.raw = tenant
+        self.source = source
+
+        def pick(key: str) -> Any:
+            v = getattr(tenant, key)
+            return getattr(defaults, key) if v is None else v
+
+        self.id: str = tenant.id
+        self.name: str = tenant.name
+        self.tier1_id: str = tenant.tier1.id if tenant.tier1 else ""
+        self.tier1_name: str = tenant.tier1.name if tenant.tier1 else ""
+        self.production_date: dt.date = tenant.production_date
+        self.metrics: list[str] = list(tenant.metrics)
+        self.regions: list[Region] = list(tenant.regions)
+        self.business_units: list[BusinessUnit] = list(tenant.business_units)
+        self.tfn_prefixes: list[str] = list(tenant.tfn_prefixes)
+        self.test_numbers: list[str] = list(tenant.test_numbers)
+        self.tenant_key: int | None = tenant.gim.tenant_key
+        self.tenant_dbid: int | None = tenant.gim.tenant_dbid
+        self.gimdb_conn_id: str = pick("gimdb_conn_id")
+        self.gvpdb_conn_id: str = pick("gvpdb_conn_id")
+        self.output_root: str = _expand(pick("output_root"))
+        self.staging_root: str = _expand(pick("staging_root"))
+        self.timezone: str = pick("timezone")
+        self.session_lookback_days: int = pick("session_lookback_days")
+        self.retries: int = pick("retries")
+        self.settle_hours: float = pick("settle_hours")
+        self.wait_for_settle: bool = pick("wait_for_settle")
+
+    @property
+    def default_bu_id(self) -> str:
+        return f"{self.id}_BU_0"
+
+    @property
+    def locations(self) -> list[tuple[Region, Location]]:
+        return [(r, loc) for r in self.regions for loc in r.locations]
+
+    @property
+    def default_location(self) -> Location | None:
+        return next((loc for _, loc in self.locations if loc.is_default), None)
+
+    def gvp_sources(self) -> list[tuple[str, str]]:
+        """(conn_id, location code) pairs GVP CDRs are read from (SPEC §3 rules)."""
+        tagged = [(loc.gvp.conn_id, loc.code) for _, loc in self.locations if loc.gvp]
+        if tagged:
+            return tagged
+        default = self.default_location
+        return [(self.gvpdb_conn_id, default.code)] if default else []
+
+    def scopes(self) -> list[tuple[str, str]]:
+        """(Tier3 id, Tier3 name) of every scope: the tenant first ('', ''), then BUs."""
+        out = [("", "")]
+        if self.business_units:
+            out += [(b.id, b.name) for b in self.business_units]
+            out.append((self.default_bu_id, DEFAULT_BU_NAME))
+        return out
+
+    def conn_ids(self) -> list[str]:
+        ids = [self.gimdb_conn_id]
+        if any(m in GVP_METRICS for m in self.metrics):
+            ids += [c for c, _ in self.gvp_sources()]
+        return ids
+
+
+class Config:
+    def __init__(self, path: str, tenants: list[TenantConfig]):
+        self.path = path
+        self.tenants = tenants
+
+    def tenant(self, tenant_id: str) -> TenantConfig:
+        for t in self.tenants:
+            if t.id == tenant_id:
+                return t
+        known = ", ".join(t.id for t in self.tenants)
+        raise ConfigError(f"{self.path}: no tenant {tenant_id!r} (configured: {known})")
+
+
+def _expand(path: str) -> str:
+    return os.path.expandvars(os.path.expanduser(path))
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> str:
+    p = path or os.environ.get("BDS_CONFIG")
+    if not p:
+        raise ConfigError("no configuration: set BDS_CONFIG or pass --config")
+    return str(p)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate the YAML file (BDS_CONFIG when no path is given)."""
+    src = config_path(path)
+    try:
+        text = Path(src).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{src}: cannot read the configuration: {exc.strerror}") from exc
+    return parse_config(text, src)
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: malformed YAML{where}: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the configuration must be a mapping with `tenants`")
+    _check_duplicate_tenants(data, source)
+    try:
+        parsed = _File.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, data, source)) from None
+    return Config(source, [TenantConfig(t, parsed.defaults, source) for t in parsed.tenants])
+
+
+def _check_duplicate_tenants(data: dict[str, Any], source: str) -> None:
+    tenants = data.get("tenants")
+    if not isinstance(tenants, list):
+        return
+    ids = [t.get("id") for t in tenants if isinstance(t, dict)]
+    dup = sorted({i for i in ids if i is not None and ids.count(i) > 1}, key=str)
+    if dup:
+        raise ConfigError(f"{source}: tenant {dup[0]!r}: key tenants[].id: duplicate tenant id")
+
+
+def _describe(exc: ValidationError, data: dict[str, Any], source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        tenant = "-"
+        if len(loc) >= 2 and loc[0] == "tenants" and isinstance(loc[1], int):
+            try:
+                tenant = str(data["tenants"][loc[1]].get("id", f"#{loc[1]}"))
+            except (KeyError, IndexError, AttributeError, TypeError):
+                tenant = f"#{loc[1]}"
+            loc = loc[2:]
+        key = ".".join(str(p) for p in loc) or "(tenant)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{source}: tenant {tenant!r}: key {key}: {msg}")
+    return "\n".join(lines)

@@ -1,0 +1,201 @@
+"""Extracting datasets (SPEC §4) from the Info Mart / GVP into Parquet.
+
+Each SQL file in `sql/datasets/` declares its bind parameters in a `-- params:` line;
+values are bound positionally, never formatted into the SQL. Rows stream from the
+database as Arrow record batches (ADBC, binary protocol) into a Parquet writer, so no
+Python object is made per row. Unusable rows are filtered with Arrow compute and
+counted by reason; the counts travel in the Parquet file's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from . import storage
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+META_KEY = b"bds"
+
+I64, STR, BOOL = pa.int64(), pa.string(), pa.bool_()
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "sm_fact": pa.schema(
+        [("session_id", I64), ("agent_id", I64), ("media", STR), ("switch_name", STR),
+         ("start_ts", I64), ("end_ts", I64)]
+    ),
+    "mm_sessions": pa.schema(
+        [("login_session_id", STR), ("agent_id", I64), ("start_ts", I64), ("end_ts", I64)]
+    ),
+    "handled": pa.schema([("agent_id", I64), ("media", STR), ("start_ts", I64), ("ocs", BOOL)]),
+    "agent_switch": pa.schema([("agent_id", I64), ("switch_name", STR)]),
+    "agent_resource": pa.schema(
+        [("agent_id", I64), ("folder_id", I64), ("username", STR), ("employee_id", STR)]
+    ),
+    "folder": pa.schema([("folder_id", I64), ("name", STR), ("parent_id", I64)]),
+    "voice_calls": pa.schema(
+        [("callid", STR), ("ani", STR), ("dnis", STR), ("start_ts", I64), ("end_ts", I64),
+         ("agent_id", I64)]
+    ),
+    "tfn_durations": pa.schema(
+        [("callid", STR), ("ani", STR), ("dnis", STR), ("start_ts", I64), ("end_ts", I64),
+         ("agent_id", I64), ("duration", I64)]
+    ),
+    "gvp_cdrs": pa.schema(
+        [("cdr_id", I64), ("callid", STR), ("location", STR), ("start_ts", I64), ("end_ts", I64)]
+    ),
+}
+SCHEMAS["pstn_durations"] = SCHEMAS["tfn_durations"]
+
+# Reasons a row is left out of the computation, checked in this order (first wins).
+REJECT_RULES: dict[str, tuple[str, ...]] = {
+    "sm_fact": ("no_agent_id", "no_start_ts", "end_before_start"),
+    "mm_sessions": ("no_agent_id", "no_start_ts", "end_before_start"),
+    "handled": ("no_agent_id", "no_start_ts"),
+    "gvp_cdrs": ("no_start_ts", "end_before_start"),
+}
+
+
+@dataclass
+class Stats:
+    """What a dataset file holds besides its rows: counted rejections."""
+
+    rows: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"rows": self.rows, "rejected": self.rejected}, sort_keys=True).encode()
+
+
+class SourceError(RuntimeError):
+    """The database could not be read (unreachable, missing table or column)."""
+
+
+@cache
+def load_sql(name: str) -> tuple[str, tuple[str, ...]]:
+    """The SQL text of a dataset and its parameter names in `$n` order."""
+    text = (SQL_DIR / "datasets" / f"{name}.sql").read_text(encoding="utf-8")
+    m = re.search(r"^--\s*params:\s*(.*)$", text, flags=re.MULTILINE)
+    params = tuple(p.strip() for p in m.group(1).split(",")) if m else ()
+    return text, params
+
+
+def bind(name: str, values: dict[str, object]) -> tuple[str, tuple[object, ...]]:
+    sql, names = load_sql(name)
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise KeyError(f"dataset {name}: no value for bind parameter(s) {missing}")
+    return sql, tuple(values[n] for n in names)
+
+
+def _reject_mask(rule: str, batch: pa.RecordBatch) -> pa.Array:
+    if rule == "no_agent_id":
+        return pc.is_null(batch.column("agent_id"))
+    if rule == "no_start_ts":
+        return pc.is_null(batch.column("start_ts"))
+    if rule == "end_before_start":
+        return pc.fill_null(pc.less(batch.column("end_ts"), batch.column("start_ts")), False)
+    raise ValueError(rule)
+
+
+def clean(name: str, batch: pa.RecordBatch, stats: Stats) -> pa.RecordBatch:
+    """Drop unusable rows of one batch, counting them by their first failing rule."""
+    keep = pa.array([True] * batch.num_rows, BOOL) if batch.num_rows else None
+    for rule in REJECT_RULES.get(name, ()):
+        if keep is None:
+            break
+        bad = pc.and_(keep, _reject_mask(rule, batch))
+        n = pc.sum(bad).as_py() or 0
+        if n:
+            stats.rejected[rule] = stats.rejected.get(rule, 0) + n
+            keep = pc.and_(keep, pc.invert(bad))
+    if keep is not None and stats.rejected:
+        batch = batch.filter(keep)
+    stats.rows += batch.num_rows
+    return batch
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    cols = []
+    for f in schema:
+        if f.name in batch.schema.names:
+            cols.append(batch.column(f.name).cast(f.type))
+        else:
+            raise SourceError(f"query result has no column {f.name!r}")
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def query_batches(dsn: str, sql: str, params: tuple[object, ...]) -> Iterator[pa.RecordBatch]:
+    """Stream a query's rows as Arrow record batches (one connection per call)."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    try:
+        conn = adbc.connect(dsn)
+    except Exception as exc:  # ADBC raises driver-specific classes
+        raise SourceError(f"cannot connect: {_first_line(exc)}") from exc
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute(sql, parameters=params or None)
+            reader = cur.fetch_record_batch()
+            yield from reader
+        except Exception as exc:
+            raise SourceError(_first_line(exc)) from exc
+        finally:
+            cur.close()
+    finally:
+        conn.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def write_batches(
+    path: str, name: str, batches: Iterable[pa.RecordBatch], stats: Stats | None = None
+) -> Stats:
+    """Clean and write batches into one Parquet file at `path` (atomically)."""
+    schema = SCHEMAS[name]
+    stats = stats or Stats()
+    sink = storage.LocalSink(path)
+    try:
+        with pq.ParquetWriter(sink.tmp, schema, compression="zstd") as w:
+            wrote = False
+            for b in batches:
+                b = clean(name, _conform(b, schema), stats)
+                if b.num_rows:
+                    w.write_batch(b)
+                    wrote = True
+            if not wrote:
+                w.write_table(schema.empty_table())
+            w.add_key_value_metadata({META_KEY: stats.to_json()})
+        sink.commit()
+    except BaseException:
+        sink.discard()
+        raise
+    return stats
+
+
+def extract(name: str, dsn: str, values: dict[str, object], path: str) -> Stats:
+    """Run the dataset's SQL with `values` bound and write its Parquet file."""
+    sql, params = bind(name, values)
+    try:
+        return write_batches(path, name, query_batches(dsn, sql, params))
+    except SourceError as exc:
+        raise SourceError(f"dataset {name}: {exc}") from exc
+
+
+def read_stats(path: str) -> Stats:
+    """The row and rejection counts stored in a dataset file."""
+    src = pa.BufferReader(storage.read_bytes(path)) if storage.is_url(path) else path
+    meta = pq.read_metadata(src).metadata or {}
+    raw = json.loads(meta.get(META_KEY, b"{}"))
+    return Stats(rows=raw.get("rows", 0), rejected=raw.get("rejected", {}))

@@ -1,0 +1,74 @@
+"""Billing days and months as half-open epoch-second intervals in a tenant's zone."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class Period:
+    """A billing day or month: `[start, end)` in epoch seconds, labelled locally."""
+
+    kind: str  # "daily" | "monthly"
+    first: dt.date  # the day, or the month's first day
+    start: int
+    end: int
+
+    @property
+    def label(self) -> str:
+        """`YYYY-MM-DD` (day) or `YYYY-MM` (month): folder names and RecordDate."""
+        return self.first.isoformat() if self.kind == "daily" else self.first.strftime("%Y-%m")
+
+    @property
+    def stamp(self) -> str:
+        """`YYYYMMDD` or `YYYYMM`: the file-name suffix."""
+        return self.label.replace("-", "")
+
+
+def local_midnight(day: dt.date, tz: str) -> int:
+    """Epoch seconds of 00:00 local on `day` (first instant of the day, DST-safe)."""
+    zone = ZoneInfo(tz)
+    naive = dt.datetime(day.year, day.month, day.day)
+    aware = naive.replace(tzinfo=zone)
+    # A zone whose clocks jump over midnight has no 00:00 that day: take the first
+    # valid instant after it (fold handling gives the earlier offset otherwise).
+    utc = aware.astimezone(dt.UTC)
+    if utc.astimezone(zone).replace(tzinfo=None) != naive:
+        utc = aware.replace(fold=1).astimezone(dt.UTC)
+    return int(utc.timestamp())
+
+
+def billing_day(day: dt.date, tz: str) -> Period:
+    return Period("daily", day, local_midnight(day, tz), local_midnight(day + dt.timedelta(1), tz))
+
+
+def month_days(first: dt.date) -> list[dt.date]:
+    first = first.replace(day=1)
+    nxt = (first + dt.timedelta(days=32)).replace(day=1)
+    return [first + dt.timedelta(days=i) for i in range((nxt - first).days)]
+
+
+def billing_month(any_day: dt.date, tz: str) -> Period:
+    days = month_days(any_day)
+    return Period(
+        "monthly",
+        days[0],
+        local_midnight(days[0], tz),
+        local_midnight(days[-1] + dt.timedelta(1), tz),
+    )
+
+
+def day_of_interval_start(start: dt.datetime, tz: str) -> dt.date:
+    """The billing day of a DAG run: `data_interval_start` seen in the tenant's zone."""
+    return start.astimezone(ZoneInfo(tz)).date()
+
+
+def iso_utc(ts: int) -> str:
+    """`2026-03-05T14:03:07Z`: the start of second `ts`, in UTC."""
+    return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def date_range(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]

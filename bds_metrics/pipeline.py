@@ -1,0 +1,306 @@
+"""The daily and monthly steps as plain functions: what each Airflow task calls.
+
+Every step takes the tenant, the billing day and the paths it reads, writes one file
+at a deterministic staging path per (tenant, day, name), and returns that path, so a
+retry or re-run overwrites the same partition and XCom carries only strings.
+
+Staging layout (`staging_root/<tenant>/`):
+    datasets/<YYYY-MM-DD>/<dataset>.parquet    extracted inputs (may be purged later)
+    work/<YYYY-MM-DD>/<name>.parquet           attribution maps and metric results
+    results/<YYYY-MM-DD>/results.parquet       the day's billed values (monthly input)
+    results/<YYYY-MM-DD>/usage.parquet         per-minute peaks (usage report input)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from . import attribution, datasets, storage
+from .compute import compute_gvp, compute_seats, seat_inputs
+from .config import GVP_METRICS, TenantConfig
+from .days import Period, billing_day, billing_month, month_days
+from .emission import Bundle, build_files, period_folder, publish
+from .plan import CONFIG_SNAPSHOTS
+
+DsnFor = Callable[[str], str]  # Airflow conn id -> libpq DSN
+
+def _stage(t: TenantConfig, area: str, day: dt.date, name: str) -> str:
+    return storage.join(t.staging_root, t.id, area, day.isoformat(), f"{name}.parquet")
+
+
+def dataset_path(t: TenantConfig, day: dt.date, name: str) -> str:
+    return _stage(t, "datasets", day, name)
+
+
+def work_path(t: TenantConfig, day: dt.date, name: str) -> str:
+    return _stage(t, "work", day, name)
+
+
+def results_path(t: TenantConfig, day: dt.date, name: str = "results") -> str:
+    return _stage(t, "results", day, name)
+
+
+def bind_values(t: TenantConfig, p: Period) -> dict[str, object]:
+    return {
+        "day_start": p.start,
+        "day_end": p.end,
+        "lookback_start": p.start - t.session_lookback_days * 86400,
+        "tenant_key": t.tenant_key,
+        "tenant_dbid": t.tenant_dbid,
+    }
+
+
+# ---------------------------------------------------------------- extract
+
+
+def extract(
+    t: TenantConfig, day: dt.date, name: str, dsn_for: DsnFor, *, reextract_config: bool = False
+) -> str:
+    """Extract one dataset of the day; config snapshots of a billed day are kept."""
+    path = dataset_path(t, day, name)
+    if name in CONFIG_SNAPSHOTS and not reextract_config and storage.exists(path):
+        return path
+    values = bind_values(t, billing_day(day, t.timezone))
+    if name == "gvp_cdrs":
+        sql, params = datasets.bind(name, values)
+        datasets.write_batches(path, name, _tagged_cdrs(t, sql, params, dsn_for))
+    else:
+        datasets.extract(name, dsn_for(t.gimdb_conn_id), values, path)
+    return path
+
+
+def _tagged_cdrs(
+    t: TenantConfig, sql: str, params: tuple[object, ...], dsn_for: DsnFor
+) -> Iterator[pa.RecordBatch]:
+    for conn_id, location in t.gvp_sources():
+        try:
+            for b in datasets.query_batches(dsn_for(conn_id), sql, params):
+                loc = pa.array([location] * b.num_rows, pa.string())
+                yield b.append_column("location", loc)
+        except datasets.SourceError as exc:
+            raise datasets.SourceError(f"dataset gvp_cdrs, connection {conn_id}: {exc}") from exc
+
+
+def derive(t: TenantConfig, day: dt.date, name: str, voice_calls: str) -> str:
+    """tfn_durations / pstn_durations from the day's voice_calls (test calls left out)."""
+    calls = storage.read_table(voice_calls).to_pandas()
+    tests = set(t.test_numbers)
+    is_test = calls["ani"].isin(tests) | calls["dnis"].isin(tests)
+    dnis = calls["dnis"].fillna("").astype(str)
+    tfn = np.zeros(len(calls), dtype=bool)
+    for prefix in t.tfn_prefixes:
+        tfn |= dnis.str.startswith(prefix).to_numpy()
+    keep = ~is_test.to_numpy() & (tfn if name == "tfn_durations" else ~tfn)
+    part = calls[keep].copy()
+    part["duration"] = (part["end_ts"] - part["start_ts"]).astype("Int64")
+    table = pa.Table.from_pandas(part, schema=datasets.SCHEMAS[name], preserve_index=False)
+    path = dataset_path(t, day, name)
+    datasets.write_batches(path, name, table.to_batches())
+    return path
+
+
+# ---------------------------------------------------------------- attribute
+
+
+def _frame(path: str | None, columns: list[str] | None = None) -> pd.DataFrame | None:
+    if path is None:
+        return None
+    return storage.read_table(path).to_pandas()[columns] if columns else storage.read_table(
+        path).to_pandas()
+
+
+def attribute_agents(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> str:
+    """agent_id → BU for every agent of the day's session datasets."""
+    ids = [
+        storage.read_table(paths[n]).column("agent_id").to_numpy(zero_copy_only=False)
+        for n in ("sm_fact", "mm_sessions")
+        if n in paths
+    ]
+    agent_ids = np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64)
+    if t.business_units:
+        table = attribution.agent_units(
+            t, agent_ids, _frame(paths["agent_resource"]), _frame(paths["folder"])
+        )
+    else:
+        table = pd.DataFrame({"agent_id": np.unique(agent_ids), "bu_id": t.default_bu_id,
+                              "reason": ""})
+    path = work_path(t, day, "agent_bu")
+    storage.write_table(path, pa.Table.from_pandas(table, preserve_index=False))
+    return path
+
+
+def attribute_cdrs(t: TenantConfig, day: dt.date, paths: dict[str, str], agent_bu: str) -> str:
+    """cdr_id → BU for the day's GVP CDRs."""
+    cdrs = _frame(paths["gvp_cdrs"])
+    if t.business_units:
+        calls = pd.concat(
+            [_frame(paths["tfn_durations"]), _frame(paths["pstn_durations"])], ignore_index=True
+        )
+        table = attribution.cdr_units(t, cdrs, calls, _frame(agent_bu))
+    else:
+        table = pd.DataFrame({"cdr_id": cdrs["cdr_id"], "location": cdrs["location"],
+                              "bu_id": t.default_bu_id, "reason": ""})
+    path = work_path(t, day, "cdr_bu")
+    storage.write_table(path, pa.Table.from_pandas(table, preserve_index=False))
+    return path
+
+
+# ---------------------------------------------------------------- compute
+
+
+def compute(t: TenantConfig, day: dt.date, metric: str, paths: dict[str, str]) -> str:
+    """One metric's values for every region and scope; per-minute peaks beside them."""
+    p = billing_day(day, t.timezone)
+    if metric in GVP_METRICS:
+        res = compute_gvp(t, p, metric, _frame(paths["gvp_cdrs"]), _frame(paths.get("cdr_bu")))
+    else:
+        sessions, events = seat_inputs(
+            metric, _frame(paths.get("sm_fact")), _frame(paths.get("mm_sessions")),
+            _frame(paths.get("agent_switch")), _frame(paths["handled"]),
+        )
+        res = compute_seats(t, p, metric, sessions, events, _frame(paths.get("agent_bu")))
+    path = work_path(t, day, metric)
+    storage.write_table(path, _results_table(res.rows))
+    storage.write_table(work_path(t, day, f"{metric}.minutes"),
+                        pa.Table.from_pandas(res.minutes, preserve_index=False))
+    return path
+
+
+_RESULTS_SCHEMA = pa.schema([
+    ("metric", pa.string()), ("tier3_id", pa.string()), ("region", pa.string()),
+    ("group", pa.int64()), ("value", pa.int64()), ("peak_first", pa.int64()),
+    ("peak_last", pa.int64()), ("agents", pa.list_(pa.int64())),
+])
+
+
+def _results_table(rows: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(rows, schema=_RESULTS_SCHEMA, preserve_index=False)
+
+
+# ---------------------------------------------------------------- emit
+
+
+def emit_daily(
+    t: TenantConfig, day: dt.date, metric_paths: dict[str, str], dataset_paths: dict[str, str],
+    attribution_paths: dict[str, str],
+) -> str:
+    """The day's billing files, audit and manifest; stores the results for the month."""
+    p = billing_day(day, t.timezone)
+    results = pd.concat([_frame(metric_paths[m]) for m in t.metrics], ignore_index=True)
+    minutes = pd.concat(
+        [storage.read_table(work_path(t, day, f"{m}.minutes")).to_pandas() for m in t.metrics],
+        ignore_index=True,
+    )
+    bundle = Bundle(files=build_files(t, p, results))
+    for name in sorted(dataset_paths):
+        stats = datasets.read_stats(dataset_paths[name])
+        bundle.inputs[name] = stats.rows
+        if stats.rejected:
+            bundle.rejected[name] = stats.rejected
+    bundle.fallbacks = _fallbacks(attribution_paths)
+    storage.write_table(results_path(t, day), _results_table(results))
+    storage.write_table(results_path(t, day, "usage"),
+                        pa.Table.from_pandas(minutes, preserve_index=False))
+    return publish(t, p, bundle)
+
+
+def _fallbacks(paths: dict[str, str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for path in paths.values():
+        reasons = _frame(path)["reason"]
+        for reason, n in reasons[reasons != ""].value_counts().items():
+            out[str(reason)] = out.get(str(reason), 0) + int(n)
+    return out
+
+
+# ---------------------------------------------------------------- monthly
+
+
+def billable_days(t: TenantConfig, any_day: dt.date) -> list[dt.date]:
+    """The month's days the tenant is billed for (from its production date on)."""
+    return [d for d in month_days(any_day) if d >= t.production_date]
+
+
+def day_complete(t: TenantConfig, day: dt.date) -> bool:
+    folder = period_folder(t, billing_day(day, t.timezone))
+    return storage.exists(storage.join(folder, "manifest.json")) and storage.exists(
+        results_path(t, day)
+    )
+
+
+def month_status(t: TenantConfig, any_day: dt.date) -> tuple[list[dt.date], list[dt.date]]:
+    """(billable days, those still without a successful daily result)."""
+    days = billable_days(t, any_day)
+    return days, [d for d in days if not day_complete(t, d)]
+
+
+def emit_monthly(t: TenantConfig, any_day: dt.date) -> str | None:
+    """(Re)write the month's files when every billable day has a daily result."""
+    days, missing = month_status(t, any_day)
+    if not days or missing:
+        return None
+    p = billing_month(any_day, t.timezone)
+    daily = pd.concat(
+        [_frame(results_path(t, d)).assign(day=d.isoformat()) for d in days], ignore_index=True
+    )
+    results = monthly_results(t, daily)
+    bundle = Bundle(files=build_files(t, p, results))
+    for d in days:
+        doc = json.loads(storage.read_bytes(
+            storage.join(period_folder(t, billing_day(d, t.timezone)), "manifest.json")))
+        for name, n in doc.get("inputs", {}).items():
+            bundle.inputs[name] = bundle.inputs.get(name, 0) + int(n)
+        for name, reasons in doc.get("rejected", {}).items():
+            slot = bundle.rejected.setdefault(name, {})
+            for reason, n in reasons.items():
+                slot[reason] = slot.get(reason, 0) + int(n)
+        for reason, n in doc.get("fallbacks", {}).items():
+            bundle.fallbacks[reason] = bundle.fallbacks.get(reason, 0) + int(n)
+    bundle.extra["days"] = [d.isoformat() for d in days]
+    return publish(t, p, bundle)
+
+
+def monthly_results(t: TenantConfig, daily: pd.DataFrame) -> pd.DataFrame:
+    """Month values from daily results (SPEC §5.1 6–7, §7): max peaks, agent unions, sums."""
+    from .catalog import CATALOG
+
+    rows = []
+    keys = ["metric", "tier3_id", "region", "group"]
+    groups = {k: g for k, g in daily.groupby(keys, sort=False)}
+    for metric in t.metrics:
+        kind = CATALOG[metric].kind
+        for tier3, _ in t.scopes():
+            for r in t.regions:
+                for g in CATALOG[metric].groups("monthly"):
+                    part = groups.get((metric, tier3, r.code, g))
+                    rows.append(_month_row(metric, kind, tier3, r.code, g, part))
+    return pd.DataFrame(rows)
+
+
+def _month_row(metric, kind, tier3, region, group, part: pd.DataFrame | None) -> dict:
+    row = {"metric": metric, "tier3_id": tier3, "region": region, "group": group,
+           "value": 0, "peak_first": None, "peak_last": None, "agents": []}
+    if part is None or part.empty:
+        return row
+    if kind == "minutes":
+        row["value"] = int(part["value"].sum())
+    elif group == 2:
+        agents = np.unique(np.concatenate([np.asarray(a, dtype=np.int64)
+                                           for a in part["agents"]] + [np.zeros(0, np.int64)]))
+        row["value"], row["agents"] = len(agents), agents.tolist()
+    else:
+        peak = int(part["value"].max())
+        row["value"] = peak
+        if peak > 0:
+            top = part[part["value"] == peak]
+            first = top.loc[top["peak_first"].idxmin()]
+            row["peak_first"] = int(first["peak_first"])
+            row["peak_last"] = int(top["peak_last"].max())
+            row["agents"] = [int(a) for a in first["agents"]]
+    return row

@@ -304,3 +304,32 @@ def _month_row(metric, kind, tier3, region, group, part: pd.DataFrame | None) ->
             row["peak_last"] = int(top["peak_last"].max())
             row["agents"] = [int(a) for a in first["agents"]]
     return row
+
+
+# ---------------------------------------------------------------- whole day
+
+
+def run_day(t: TenantConfig, day: dt.date, dsn_for: DsnFor, *, reextract_config: bool = False,
+            monthly: bool = True) -> str:
+    """Every step of a day in order, in this process: the DAG's tasks, without Airflow.
+
+    For tests and benchmarks; operators run days through the DAG (`bds run`).
+    """
+    from .plan import derived_datasets, metric_inputs, needed_datasets
+
+    paths = {n: extract(t, day, n, dsn_for, reextract_config=reextract_config)
+             for n in needed_datasets(t)}
+    for n in derived_datasets(t):
+        paths[n] = derive(t, day, n, paths["voice_calls"])
+    maps = {"agent_bu": attribute_agents(t, day, paths)}
+    if any(m in t.metrics for m in GVP_METRICS):
+        maps["cdr_bu"] = attribute_cdrs(t, day, paths, maps["agent_bu"])
+    metric_paths = {}
+    for m in t.metrics:
+        inputs = {k: paths[k] for k in metric_inputs(m) if k in paths}
+        key = "cdr_bu" if m in GVP_METRICS else "agent_bu"
+        metric_paths[m] = compute(t, day, m, {**inputs, key: maps[key]})
+    folder = emit_daily(t, day, metric_paths, paths, maps)
+    if monthly:
+        emit_monthly(t, day)
+    return folder

@@ -5,7 +5,7 @@ Kept free of pandas/pyarrow imports: the DAG factory calls it at parse time.
 
 from __future__ import annotations
 
-from .config import GVP_METRICS, SEAT_METRICS, TenantConfig
+from .config import GVP_METRICS, TenantConfig
 
 METRIC_INPUTS: dict[str, tuple[str, ...]] = {
     "seats_chat": ("mm_sessions", "agent_switch", "handled"),
@@ -17,23 +17,21 @@ CONFIG_SNAPSHOTS = ("agent_resource", "folder")
 
 
 def needed_datasets(t: TenantConfig) -> list[str]:
-    """The datasets extracted from the databases for a tenant, in extract order."""
-    out = []
-    if "seats_outbound" in t.metrics:
-        out.append("sm_fact")
-    if "seats_chat" in t.metrics:
-        out += ["mm_sessions", "agent_switch"]
-    if any(m in t.metrics for m in SEAT_METRICS):
-        out.append("handled")
-    out += list(CONFIG_SNAPSHOTS)
+    """Datasets queried for a tenant's day, in extract order.
+
+    Every Info Mart dataset is extracted each day (SPEC §4), whatever the metrics, so
+    operators can inspect them and the manifest counts the same inputs for every
+    tenant; GVP CDRs are read only for GVP metrics, which alone name GVP connections.
+    """
+    out = ["sm_fact", "mm_sessions", "agent_switch", "handled", *CONFIG_SNAPSHOTS, "voice_calls"]
     if any(m in t.metrics for m in GVP_METRICS):
-        out += ["voice_calls", "gvp_cdrs"]
+        out.append("gvp_cdrs")
     return out
 
 
 def derived_datasets(t: TenantConfig) -> list[str]:
     """Datasets derived from another dataset file rather than queried."""
-    return ["tfn_durations", "pstn_durations"] if any(m in t.metrics for m in GVP_METRICS) else []
+    return ["tfn_durations", "pstn_durations"]
 
 
 def metric_inputs(metric: str) -> tuple[str, ...]:

@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -87,13 +86,17 @@ def _airflow_metadata(tmp: Path) -> None:
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
     os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
     os.environ["BDS_TEST_AIRFLOW_DB"] = name
-    airflow = Path(sys.executable).with_name("airflow")
-    proc = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError("airflow db migrate failed:\n" + proc.stderr[-3000:])
+    from bds_airflow import airflow_env
+
+    airflow_env.ensure_migrated()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if "airflow.settings" in sys.modules:  # close pooled connections before the server goes
+        try:
+            sys.modules["airflow.settings"].dispose_orm()
+        except Exception:
+            pass
     if _is_worker(config):
         return
     name = os.environ.get("BDS_TEST_AIRFLOW_DB")

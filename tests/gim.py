@@ -1,0 +1,43 @@
+"""Hand-made Info Mart rows for tests: insert plain tuples into the real schema."""
+
+from __future__ import annotations
+
+import psycopg
+
+COLUMNS = {
+    "media_type": "media_type_key, media_name, media_name_code",
+    "resource_": "resource_key, tenant_key, resource_type_code, resource_name, employee_id, "
+                 "switch_name, resource_cfg_dbid",
+    "sm_res_session_fact": "sm_res_session_fact_key, tenant_key, media_type_key, resource_key, "
+                           "start_ts, end_ts, total_duration, active_flag",
+    "interaction_type": "interaction_type_key, interaction_type_code",
+    "interaction_fact": "interaction_id, tenant_key, media_type_key, interaction_type_key, "
+                        "media_server_ixn_guid, source_address, target_address, start_ts, end_ts",
+    "interaction_resource_fact": "interaction_resource_id, interaction_id, tenant_key, "
+                                 "resource_key, media_type_key, start_ts, end_ts, "
+                                 "talk_duration, call_attempt_id",
+    "contact_attempt_fact": "contact_attempt_fact_key, tenant_key, call_attempt_id, start_ts, "
+                            "end_ts",
+    "gidb_g_login_session_mm": "id, loginsessionid, agentid, tenantid, created_ts, "
+                               "terminated_ts",
+    "gidb_gc_agent": "id, tenantid, folderid, username, employeeid, status",
+    "gidb_gc_folder": "id, tenantid, name, folderid, status",
+    "gvp_cdr": "cdr_id, callid, ivr_profile, start_ts, end_ts",
+}
+
+VOICE, CHAT = 1, 2
+BASE = {
+    "media_type": [(1, "Voice", "VOICE"), (2, "Chat", "CHAT"), (3, "E-mail", "EMAIL")],
+    "interaction_type": [(1, "INBOUND"), (2, "OUTBOUND"), (3, "INTERNAL")],
+}
+
+
+def insert(dsn: str, rows: dict[str, list[tuple]], base: bool = True) -> None:
+    data = {**BASE, **rows} if base else rows
+    with psycopg.connect(dsn, autocommit=True) as c, c.cursor() as cur:
+        for table, values in data.items():
+            if not values:
+                continue
+            cols = COLUMNS[table]
+            marks = ", ".join(["%s"] * len(cols.split(",")))
+            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", values)

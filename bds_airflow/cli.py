@@ -40,12 +40,13 @@ def cmd_units(a: argparse.Namespace) -> int:
             print(name)
         return 0
     t = load_config(a.config).tenant(a.tenant)
+    if not t.business_units:
+        print(f"tenant {t.id}: no business units configured (tenant-level files only)")
+        return 0
     print(f"{'id':<24} {'name':<24} DNIS rules")
     for b in t.business_units:
         print(f"{b.id:<24} {b.name:<24} {', '.join(b.dnis) or '-'}")
     print(f"{t.default_bu_id:<24} {'Default':<24} (everything not attributed)")
-    if not t.business_units:
-        return 0
     try:
         folders = _folders(t)
     except Exception as exc:  # the DB is optional for this listing
@@ -113,20 +114,22 @@ def cmd_demo(a: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bds", description="Billing data for contact centres")
     p.add_argument("--config", help="configuration file (default: $BDS_CONFIG)")
+    # `--config` is accepted after the subcommand too (`bds run -t x --config f`)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
 
     cfg = sub.add_parser("config", help="configuration commands")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
-    v = cfg_sub.add_parser("validate", help="load and validate the configuration")
-    v.add_argument("--config", dest="config", default=argparse.SUPPRESS)
+    v = cfg_sub.add_parser("validate", help="load and validate the configuration", parents=[common])
     v.set_defaults(func=cmd_config_validate)
 
-    u = sub.add_parser("units", help="list a tenant's business units")
+    u = sub.add_parser("units", help="list a tenant's business units", parents=[common])
     u.add_argument("-t", "--tenant", required=False)
     u.add_argument("-bl", "--blacklist", action="store_true", help="print the blacklist")
     u.set_defaults(func=cmd_units)
 
-    r = sub.add_parser("run", help="run billing days in this process (no scheduler)")
+    r = sub.add_parser("run", help="run billing days in-process (no scheduler)", parents=[common])
     r.add_argument("-t", "--tenant", required=True)
     r.add_argument("--from", dest="from_", type=_date, required=True)
     r.add_argument("--to", type=_date)
@@ -135,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-v", "--verbose", action="store_true", help="show Airflow's task logs")
     r.set_defaults(func=cmd_run)
 
-    rep = sub.add_parser("report", help="the usage report (XLSX)")
+    rep = sub.add_parser("report", help="the usage report (XLSX)", parents=[common])
     rep.add_argument("-t", "--tenant", required=True)
     rep.add_argument("--from", dest="from_", type=_date, required=True)
     rep.add_argument("--to", type=_date, required=True)
@@ -143,13 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("-o", "--output", default="usage.xlsx")
     rep.set_defaults(func=cmd_report)
 
-    ver = sub.add_parser("verify", help="re-hash files against their manifests")
+    ver = sub.add_parser("verify", help="re-hash files against their manifests", parents=[common])
     ver.add_argument("-t", "--tenant", required=True)
     ver.add_argument("--from", dest="from_", type=_date)
     ver.add_argument("--to", type=_date)
     ver.set_defaults(func=cmd_verify)
 
-    d = sub.add_parser("demo", help="the embedded demo, end to end")
+    d = sub.add_parser("demo", help="the embedded demo, end to end", parents=[common])
     d.add_argument("--root", default=".bds/demo", help="where the demo keeps everything")
     d.add_argument("--days", type=int, default=21)
     d.add_argument("--agents", type=int, default=300)

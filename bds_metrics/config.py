@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -46,6 +47,14 @@ _BU_ID = r"^[A-Za-z0-9_-]{1,80}$"
 
 class ConfigError(ValueError):
     """Bad configuration: fails the load (and never retries a task)."""
+
+
+class _KeyedError(ValueError):
+    """A tenant-level check that failed on one key (named in the message, not `(tenant)`)."""
+
+    def __init__(self, key: str, msg: str):
+        super().__init__(msg)
+        self.key = key
 
 
 class _Strict(BaseModel):
@@ -184,17 +193,20 @@ class Tenant(_Strict):
         for loc in locs:
             for sw in loc.switches:
                 if sw in seen and seen[sw] != loc.code:
-                    raise ValueError(
+                    raise _KeyedError(
+                        "regions[].locations[].switches",
                         f"switch {sw!r} is listed in two locations: {seen[sw]!r} and {loc.code!r}"
                     )
                 seen[sw] = loc.code
         defaults = [loc.code for loc in locs if loc.is_default]
         if len(defaults) > 1:
-            raise ValueError(f"more than one default location (empty switches): {defaults}")
+            raise _KeyedError("regions[].locations[].switches",
+                              f"more than one default location (empty switches): {defaults}")
         gvp_conns = [loc.gvp.conn_id for loc in locs if loc.gvp]
         _unique("locations[].gvp.conn_id", gvp_conns)
         if any(m in GVP_METRICS for m in self.metrics) and not gvp_conns and not defaults:
-            raise ValueError(
+            raise _KeyedError(
+                "metrics",
                 "GVP metrics need a location with `gvp` or a default location to count CDRs in"
             )
         default_bu = f"{self.id}_BU_0"
@@ -202,12 +214,18 @@ class Tenant(_Strict):
         _unique("business_units[].name", [b.name.lower() for b in self.business_units])
         for b in self.business_units:
             if b.id == default_bu:
-                raise ValueError(f"business unit id {b.id!r} is reserved for the default BU")
+                raise _KeyedError("business_units[].id",
+                                  f"business unit id {b.id!r} is reserved for the default BU")
+            if b.id == self.id:
+                # `<bu id>_<metric>_<date>.csv` would overwrite the tenant's own file.
+                raise _KeyedError("business_units[].id",
+                                  f"business unit id {b.id!r} is the tenant id")
         owner: dict[str, str] = {}
         for b in self.business_units:
             for p in b.dnis:
                 if p in owner and owner[p] != b.id:
-                    raise ValueError(
+                    raise _KeyedError(
+                        "business_units[].dnis",
                         f"DNIS prefix {p!r} belongs to two business units: {owner[p]!r}, {b.id!r}"
                     )
                 owner[p] = b.id
@@ -217,7 +235,7 @@ class Tenant(_Strict):
 def _unique(what: str, values: list[Any]) -> None:
     dup = sorted({v for v in values if values.count(v) > 1}, key=str)
     if dup:
-        raise ValueError(f"duplicate {what}: {dup}")
+        raise _KeyedError(what, f"duplicate {what}: {dup}")
 
 
 class _File(_Strict):
@@ -250,8 +268,8 @@ class TenantConfig:
         self.tenant_dbid: int | None = tenant.gim.tenant_dbid
         self.gimdb_conn_id: str = pick("gimdb_conn_id")
         self.gvpdb_conn_id: str = pick("gvpdb_conn_id")
-        self.output_root: str = _expand(pick("output_root"))
-        self.staging_root: str = _expand(pick("staging_root"))
+        self.output_root: str = _expand(pick("output_root"), source, tenant.id, "output_root")
+        self.staging_root: str = _expand(pick("staging_root"), source, tenant.id, "staging_root")
         self.timezone: str = pick("timezone")
         self.session_lookback_days: int = pick("session_lookback_days")
         self.retries: int = pick("retries")
@@ -306,8 +324,16 @@ class Config:
         raise ConfigError(f"{self.path}: no tenant {tenant_id!r} (configured: {known})")
 
 
-def _expand(path: str) -> str:
-    return os.path.expandvars(os.path.expanduser(path))
+def _expand(path: str, source: str, tenant: str, key: str) -> str:
+    """`~` and `${VAR}` expanded; an unset variable is an error, not a folder named `${X}`."""
+    out = os.path.expandvars(os.path.expanduser(path))
+    left = re.search(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", out)
+    if left:
+        raise ConfigError(
+            f"{source}: tenant {tenant!r}: key {key}: environment variable {left.group(0)} "
+            "is not set"
+        )
+    return out
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> str:
@@ -324,12 +350,49 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         text = Path(src).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{src}: cannot read the configuration: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{src}: the configuration is not UTF-8 text "
+                          f"(byte {exc.start}: {exc.reason})") from exc
     return parse_config(text, src)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader where a key twice in one mapping and an impossible date (`2026-02-30`)
+    are YAML errors with a line, not a silently dropped value or a bare ValueError."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                dup = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: the base class reports it
+                continue
+            if dup:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"duplicate key {key!r}", key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_timestamp(self, node: Any) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"not a valid date: {node.value!r} ({exc})", node.start_mark
+            ) from exc
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -367,6 +430,9 @@ def _describe(exc: ValidationError, data: dict[str, Any], source: str) -> str:
                 tenant = f"#{loc[1]}"
             loc = loc[2:]
         key = ".".join(str(p) for p in loc) or "(tenant)"
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, _KeyedError):
+            key = ".".join([*(str(p) for p in loc), cause.key])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"

@@ -8,7 +8,10 @@ Staging layout (`staging_root/<tenant>/`):
     datasets/<YYYY-MM-DD>/<dataset>.parquet    extracted inputs (may be purged later)
     work/<YYYY-MM-DD>/<name>.parquet           attribution maps and metric results
     results/<YYYY-MM-DD>/results.parquet       the day's billed values (monthly input)
-    results/<YYYY-MM-DD>/usage.parquet         per-minute peaks (usage report input)
+    results/<YYYY-MM-DD>/usage.parquet         per-UTC-minute peaks: metric, tier3_id, region,
+                                               minute (epoch s), peak (non-zero minutes only)
+    results/<YYYY-MM-DD>/handled.parquet       handled interactions of the day per media and
+                                               UTC minute: media, minute, count
 """
 
 from __future__ import annotations
@@ -207,7 +210,18 @@ def emit_daily(
     storage.write_table(results_path(t, day), _results_table(results))
     storage.write_table(results_path(t, day, "usage"),
                         pa.Table.from_pandas(minutes, preserve_index=False))
+    storage.write_table(results_path(t, day, "handled"),
+                        _handled_minutes(_frame(dataset_paths["handled"]), p))
     return publish(t, p, bundle)
+
+
+def _handled_minutes(handled: pd.DataFrame, p: Period) -> pa.Table:
+    """Interactions handled during the day, per media and UTC minute (usage report)."""
+    day = handled[(handled["start_ts"] >= p.start) & (handled["start_ts"] < p.end)]
+    counts = (day.assign(minute=day["start_ts"] - day["start_ts"] % 60)
+              .groupby(["media", "minute"], sort=True).size().reset_index(name="count"))
+    schema = pa.schema([("media", pa.string()), ("minute", pa.int64()), ("count", pa.int64())])
+    return pa.Table.from_pandas(counts, schema=schema, preserve_index=False)
 
 
 def _fallbacks(paths: dict[str, str]) -> dict[str, int]:

@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "units" and not args.blacklist and not args.tenant:
         print("bds units: -t TENANT is required (or -bl)", file=sys.stderr)
         return 2
+    from .object_storage import install
+
+    install()  # object-storage roots (s3://conn@bucket/…) resolve through Airflow connections
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

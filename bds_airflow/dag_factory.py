@@ -30,9 +30,15 @@ def _fail_fast(exc: BaseException) -> BaseException:
 
 
 def _day(t: TenantConfig) -> dt.date:
+    """The task's billing day. Every task calls this first, so it also routes the
+    tenant's object-storage roots through Airflow's connections (object_storage)."""
     from airflow.sdk import get_current_context
 
     from bds_metrics.days import day_of_interval_start
+
+    from .object_storage import install
+
+    install()
 
     ctx = get_current_context()
     return day_of_interval_start(ctx["data_interval_start"], t.timezone)
@@ -45,7 +51,7 @@ def build_dag(t: TenantConfig) -> Any:
     default_args = {
         "owner": "billing",
         "retries": t.retries,
-        "retry_delay": dt.timedelta(seconds=30),
+        "retry_delay": dt.timedelta(seconds=t.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
     }
@@ -164,7 +170,23 @@ def build_dag(t: TenantConfig) -> Any:
                     return f"month incomplete: {len(missing)} of {len(days)} days missing"
                 return folder
 
-            return month_files(daily)
+            # The month's usage report (SPEC §10), for people: beside the month's files but
+            # not in its manifest; `publish` removes only stale *.csv, so it stays.
+            @task(task_id="month_report", max_active_tis_per_dag=1)
+            def month_report(month_folder: str) -> str:
+                if month_folder.startswith("month incomplete"):
+                    return f"no report: {month_folder}"
+                from bds_metrics import report, storage
+                from bds_metrics.days import month_days
+                try:
+                    days = month_days(_day(t))
+                    name = f"usage_{days[0]:%Y%m}.xlsx"
+                    return report.write_report(t, days[0], days[-1], t.timezone,
+                                               storage.join(month_folder, name))
+                except Exception as exc:
+                    raise _fail_fast(exc) from exc
+
+            return month_report(month_files(daily))
 
         monthly_group()
 

@@ -29,7 +29,7 @@ def check_range(t: TenantConfig, first: dt.date, last: dt.date) -> list[dt.date]
 
 
 def load_dag(t: TenantConfig):  # -> airflow DAG
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     dag = bag.get_dag(f"bds_{t.id}")

@@ -40,7 +40,7 @@ def location_of_switch(t: TenantConfig, switch: pd.Series, day: Period, metric: 
     if unmapped.any():
         default = t.default_location
         if default is None:
-            bad = sorted({str(s) for s in switch[unmapped].unique()}, key=str)
+            bad = sorted(switch[unmapped].fillna("(no switch)").astype(str).unique())
             raise MappingError(
                 f"tenant {t.id!r}, day {day.label}, metric {metric}: sessions on switch(es) "
                 f"{bad} map to no location and the tenant has no default location "

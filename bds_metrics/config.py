@@ -126,6 +126,7 @@ class Defaults(_Strict):
     timezone: str = "UTC"
     session_lookback_days: int = Field(default=7, ge=0, le=60)
     retries: int = Field(default=3, ge=0, le=20)
+    retry_delay_seconds: int = Field(default=60, ge=1, le=3600)
     settle_hours: float = Field(default=2, ge=0, le=72)
     wait_for_settle: StrictBool = True
 
@@ -154,6 +155,7 @@ class Tenant(_Strict):
     timezone: str | None = None
     session_lookback_days: int | None = Field(default=None, ge=0, le=60)
     retries: int | None = Field(default=None, ge=0, le=20)
+    retry_delay_seconds: int | None = Field(default=None, ge=1, le=3600)
     settle_hours: float | None = Field(default=None, ge=0, le=72)
     wait_for_settle: StrictBool | None = None
 
@@ -273,6 +275,7 @@ class TenantConfig:
         self.timezone: str = pick("timezone")
         self.session_lookback_days: int = pick("session_lookback_days")
         self.retries: int = pick("retries")
+        self.retry_delay_seconds: int = pick("retry_delay_seconds")
         self.settle_hours: float = pick("settle_hours")
         self.wait_for_settle: bool = pick("wait_for_settle")
 

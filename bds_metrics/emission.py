@@ -133,14 +133,21 @@ def manifest_text(t: TenantConfig, p: Period, bundle: Bundle) -> str:
 def publish(t: TenantConfig, p: Period, bundle: Bundle) -> str:
     """Write every file atomically, the manifest last; remove stale files of the period.
 
-    Stale files (e.g. a BU removed from the config) are removed after the new manifest
-    is in place, so the manifest always lists exactly what an importer should take.
+    An importer trusts the manifest. When the new content differs from what the current
+    manifest lists, that manifest is removed before any file is replaced, so at every
+    instant a manifest present in the folder matches the files it names (a crash leaves
+    either the old consistent period, or no manifest until the next run completes it).
+    Stale files (e.g. of a BU removed from the config) are removed after the new manifest
+    is in place.
     """
     folder = period_folder(t, p)
-    manifest = manifest_text(t, p, bundle)
+    manifest = manifest_text(t, p, bundle).encode("utf-8")
+    mpath = storage.join(folder, "manifest.json")
+    if storage.exists(mpath) and storage.read_bytes(mpath) != manifest:
+        storage.remove(mpath)
     for name, text in bundle.files.items():
         storage.write_atomic(storage.join(folder, name), text.encode("utf-8"))
-    storage.write_atomic(storage.join(folder, "manifest.json"), manifest.encode("utf-8"))
+    storage.write_atomic(mpath, manifest)
     keep = set(bundle.files) | {"manifest.json"}
     for name in storage.listdir(folder):
         if name not in keep and name.endswith(".csv"):

@@ -1,0 +1,170 @@
+"""`bds demo`: everything end to end on this machine, nothing to install or configure.
+
+A private PostgreSQL (pgserver) holds a demo Info Mart shared by two tenants and two
+GVP Reporting Server databases, filled by the generator; the tenants' real DAGs run
+every billing day through `dag.test`; the usage report is written; a summary is printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+from bds_metrics.days import date_range
+
+FIRST_DAY = dt.date(2026, 2, 23)
+GIM_DB, GVP_DB, GVP_EU_DB = "bds_demo_gim", "bds_demo_gvp", "bds_demo_gvp_eu"
+CONN_OF_DB = {GIM_DB: "bds_demo_gim", GVP_DB: "bds_demo_gvp", GVP_EU_DB: "bds_demo_gvp_eu"}
+
+
+def _server(root: Path):
+    import pgserver
+
+    return pgserver.get_server(root / "pg", cleanup_mode="stop")
+
+
+def _databases(uri: str) -> dict[str, str]:
+    """Fresh demo databases; returns libpq DSNs by database name."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    server = conninfo_to_dict(uri)
+    with psycopg.connect(uri, autocommit=True) as c:
+        for db in CONN_OF_DB:
+            c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            c.execute(f"CREATE DATABASE {db}")
+    return {db: make_conninfo("", **{**server, "dbname": db}) for db in CONN_OF_DB}
+
+
+def _airflow_connections(uri: str) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    p = conninfo_to_dict(uri)
+    for db, conn_id in CONN_OF_DB.items():
+        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({
+            "conn_type": "postgres", "host": p.get("host"), "port": int(p.get("port") or 5432),
+            "login": p.get("user", "postgres"), "schema": db,
+        })
+
+
+def run_demo(root: str, days: int = 21, agents: int = 300) -> int:
+    t0 = time.monotonic()
+    root_p = Path(root).resolve()
+    root_p.mkdir(parents=True, exist_ok=True)
+    # The demo is self-contained: its own Airflow home and metadata DB, its own DAGs.
+    from . import airflow_env
+
+    os.environ["AIRFLOW_HOME"] = str(root_p / "airflow")
+    os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(airflow_env.DAGS_FOLDER)
+    airflow_env.configure()
+
+    print(f"bds demo: working folder {root_p}")
+    server = _server(root_p)
+    uri = server.get_uri()
+    dsns = _databases(uri)
+    from bds_metrics.demo import generator
+
+    generator.create_schemas(dsns[GIM_DB], [dsns[GVP_DB], dsns[GVP_EU_DB]])
+    counts = generator.generate(
+        dsns[GIM_DB], {"bds_demo_gvp": dsns[GVP_DB], "bds_demo_gvp_eu": dsns[GVP_EU_DB]},
+        FIRST_DAY, days, agents_per_tenant=agents,
+    )
+    rows = sum(int(v) for v in counts.values() if isinstance(v, int))
+    print(f"  demo Info Mart + 2 GVP databases: {rows:,} rows "
+          f"({time.monotonic() - t0:.0f} s)")
+
+    os.environ["BDS_DEMO_ROOT"] = str(root_p)
+    text = (Path(generator.__file__).with_name("demo.yaml").read_text(encoding="utf-8")
+            .replace("${BDS_DEMO_ROOT}", str(root_p)))
+    cfg_path = root_p / "bds.yaml"
+    cfg_path.write_text(text, encoding="utf-8")
+    os.environ["BDS_CONFIG"] = str(cfg_path)
+    _airflow_connections(uri)
+
+    from bds_metrics.config import load_config
+
+    from .runner import run_days
+
+    cfg = load_config(cfg_path)
+    last = FIRST_DAY + dt.timedelta(days=days - 1)
+    failed = 0
+    for t in cfg.tenants:
+        t1 = time.monotonic()
+        lines: list[str] = []
+        failed += run_days(t, FIRST_DAY, last, echo=lines.append)
+        bad = [line for line in lines if "FAILED" in line]
+        print(f"  {t.id}: {len(lines)} billing days through DAG bds_{t.id} "
+              f"({time.monotonic() - t1:.0f} s){'; ' + '; '.join(bad) if bad else ''}")
+
+    reports = _reports(cfg, last, root_p)
+    print()
+    for t in cfg.tenants:
+        print(_summary(t, FIRST_DAY, last))
+    print("Where everything is:")
+    print(f"  configuration      {cfg_path}")
+    for t in cfg.tenants:
+        print(f"  {t.id + ' files':<18} {Path(t.output_root) / t.id}")
+    for path in reports:
+        print(f"  usage report       {path}")
+    print(f"  staging (Parquet)  {root_p / 'staging'}")
+    print(f"  Info Mart          {uri}")
+    print(f"  re-run a day:      BDS_CONFIG={cfg_path} bds run -t acme --from {last}")
+    print(f"done in {time.monotonic() - t0:.0f} s")
+    return 1 if failed else 0
+
+
+def _reports(cfg, last: dt.date, root: Path) -> list[str]:
+    out = []
+    try:
+        from bds_metrics.report import write_report
+    except ImportError:
+        return out
+    for t in cfg.tenants:
+        path = str(root / f"usage_{t.id}.xlsx")
+        try:
+            out.append(write_report(t, FIRST_DAY, last, t.timezone, path))
+        except Exception as exc:  # the report is for people; the billing files stand
+            print(f"  usage report for {t.id} failed: {exc}")
+    return out
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+
+
+def _summary(t, first: dt.date, last: dt.date) -> str:
+    """Per scope and metric: the largest daily value of the range, and complete months."""
+    out_root = Path(t.output_root) / t.id
+    lines = [f"{t.name} ({t.id}, {t.timezone}), billing days {first} .. {last}:"]
+    header = f"  {'scope':<14} {'region':<7} {'metric':<15} {'max daily':>9}"
+    months = sorted(p.name for p in (out_root / "monthly").glob("*") if p.is_dir())
+    for m in months:
+        header += f" {m + ' conc':>13} {m + ' enab':>13}"
+    lines.append(header)
+    days = [d.isoformat() for d in date_range(first, last)]
+    for tier3, name in t.scopes():
+        owner = tier3 or t.id
+        for metric in t.metrics:
+            for region in t.regions:
+                best = 0
+                for d in days:
+                    f = out_root / "daily" / d / f"{owner}_{metric}_{d.replace('-', '')}.csv"
+                    for r in _read_csv(f):
+                        if r["Region"] == region.code and r["AgentGroupName"] == "1":
+                            best = max(best, int(r["MessageSize"]))
+                row = f"  {(name or 'tenant'):<14} {region.code:<7} {metric:<15} {best:>9}"
+                for m in months:
+                    f = out_root / "monthly" / m / f"{owner}_{metric}_{m.replace('-', '')}.csv"
+                    vals = {r["AgentGroupName"]: r["MessageSize"] for r in _read_csv(f)
+                            if r["Region"] == region.code}
+                    row += f" {vals.get('1', '-'):>13} {vals.get('2', '-'):>13}"
+                lines.append(row)
+    return "\n".join(lines) + "\n"

@@ -97,10 +97,14 @@ def cmd_verify(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from bds_metrics.report import write_report
+    from bds_metrics.report import ReportError, write_report
 
     t = load_config(a.config).tenant(a.tenant)
-    out = write_report(t, a.from_, a.to, a.tz or t.timezone, a.output)
+    try:
+        out = write_report(t, a.from_, a.to, a.tz or t.timezone, a.output)
+    except ReportError as exc:
+        print(f"bds report: {exc}", file=sys.stderr)
+        return 2
     print(out)
     return 0
 

@@ -176,13 +176,9 @@ def build_dag(t: TenantConfig) -> Any:
             def month_report(month_folder: str) -> str:
                 if month_folder.startswith("month incomplete"):
                     return f"no report: {month_folder}"
-                from bds_metrics import report, storage
-                from bds_metrics.days import month_days
+                from bds_metrics import report
                 try:
-                    days = month_days(_day(t))
-                    name = f"usage_{days[0]:%Y%m}.xlsx"
-                    return report.write_report(t, days[0], days[-1], t.timezone,
-                                               storage.join(month_folder, name))
+                    return report.write_month_report(t, _day(t), month_folder)
                 except Exception as exc:
                     raise _fail_fast(exc) from exc
 

@@ -56,11 +56,16 @@ def run_days(
     airflow_env.configure(quiet=not verbose)
     airflow_env.ensure_migrated()
     dag = load_dag(t)
+    from airflow import settings
+
     from bds_metrics.days import billing_day
     from bds_metrics.emission import period_folder
 
     failed = 0
     for day in days:
+        # dag.test replaces an existing run of the same day; a scoped session still
+        # holding the replaced run would flush it again, so each day starts clean.
+        settings.Session.remove()
         dr = dag.test(
             logical_date=run_after(t, day),
             run_conf={"wait_for_settle": False, "reextract_config": reextract_config},
@@ -68,15 +73,19 @@ def run_days(
         state = str(getattr(dr, "state", "unknown"))
         ok = state.endswith("success")
         failed += not ok
-        where = period_folder(t, billing_day(day, t.timezone)) if ok else _failures(dr)
+        where = period_folder(t, billing_day(day, t.timezone)) if ok else _failures(dr.run_id)
+        settings.Session.remove()
         echo(f"{t.id} {day.isoformat()} {'ok    ' if ok else 'FAILED'} {where}")
     return 1 if failed else 0
 
 
-def _failures(dr) -> str:
-    try:
-        tis = dr.get_task_instances()
-        bad = [ti.task_id for ti in tis if str(ti.state).endswith(("failed", "upstream_failed"))]
-        return "failed tasks: " + ", ".join(bad)
-    except Exception:  # the run object may be detached; the state says enough
-        return "see the task logs (bds run -v)"
+def _failures(run_id: str) -> str:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as s:
+        bad = sorted(
+            ti.task_id for ti in s.query(TaskInstance).filter(TaskInstance.run_id == run_id)
+            if str(ti.state).endswith(("failed", "upstream_failed"))
+        )
+    return "failed tasks: " + ", ".join(bad)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from . import storage
 from .catalog import CATALOG
 from .config import TenantConfig
 from .days import Period, iso_utc
+
+if TYPE_CHECKING:  # publishing needs no pandas; a killed-and-restarted emitter starts fast
+    import pandas as pd
 
 BILLING_HEADER = (
     "RecordDate", "Tier1AccountID", "Tier1AccountName", "Tier2AccountID", "Tier2AccountName",

@@ -55,6 +55,15 @@ Missing data is said, never zero
     Days before the production date are not billed: listed, not missing. A day that has
     results but no sessions shows zeros.
 
+Sheets
+    Summary (the figures above, the status line, data coverage), Hourly (a line chart of
+    the seat metrics' hourly peaks per region; of `gvp_ports` when the tenant has no seat
+    metric), Daily (rows by scope — tenant, then BUs, then the default BU — region and
+    billing day, each metric's stored daily values: concurrent and enabled for seat
+    metrics, even `seats_outbound`'s enabled that only the month bills; a bar chart of the
+    tenant-level concurrent values). Excel has no time zones: local hours and UTC starts
+    are written as naive date-times, with the UTC offset of each hour beside them.
+
 The workbook is deterministic (no wall-clock time inside), so re-writing a month's report
 from unchanged results gives the same bytes.
 """
@@ -401,8 +410,10 @@ class _Sheet:
             self.width[col] = max(self.width.get(col, 0), width or len(text))
 
     def header(self, row: int, col: int, labels: list[str]) -> None:
+        """Header cells wrap: a column is as wide as the header's longest word needs."""
         for i, label in enumerate(labels):
-            self.put(row, col + i, label, "header")
+            longest = max((len(w) for w in label.split()), default=0)
+            self.put(row, col + i, label, "header", width=max(longest, (len(label) + 1) // 2 + 2))
 
     def fit(self, lo: int = 8, hi: int = 48) -> None:
         for col, w in self.width.items():
@@ -418,11 +429,15 @@ def _formats(wb) -> dict:
         "header": {"bold": True, "bg_color": "#DDEBF7", "bottom": 1, "text_wrap": True,
                    "valign": "top"},
         "int": {"num_format": "#,##0"},
+        "total": {"bold": True, "bg_color": "#DDEBF7", "top": 1, "bottom": 1,
+                  "num_format": "#,##0"},
         "avg": {"num_format": "#,##0.00"},
         "date": {"num_format": "yyyy-mm-dd", "align": "left"},
+        "center": {"align": "center"},
         "datetime": {"num_format": "yyyy-mm-dd hh:mm", "align": "left"},
         "ok": {"bold": True, "font_color": "#006100", "bg_color": "#C6EFCE"},
         "warn": {"bold": True, "font_color": "#9C0006", "bg_color": "#FFC7CE"},
+        "info": {"bold": True, "font_color": "#7F6000", "bg_color": "#FFEB9C"},
         "missing": {"font_color": "#9C0006"},
         "note": {"font_color": "#595959"},
     }
@@ -446,11 +461,15 @@ def _title(s: _Sheet, rep: Report, what: str) -> None:
 
 
 def _status(rep: Report) -> tuple[str, str]:
-    miss = rep.inputs.missing
+    miss = sorted(rep.inputs.missing)
     if miss:
-        days = ", ".join(d.isoformat() for d in sorted(miss))
-        return ("warn", f"INCOMPLETE: {len(miss)} billing day(s) without a daily result: {days}. "
-                        "Their hours count as no data: the figures under-report them.")
+        days = ", ".join(d.isoformat() for d in miss[:4]) + (
+            f" and {len(miss) - 4} more" if len(miss) > 4 else "")
+        return ("warn", f"INCOMPLETE: {len(miss)} billing day(s) without a daily result: {days} "
+                        "(see Data coverage). The figures leave them out.")
+    if not rep.plan.needed:
+        return "info", (f"No billing day of the range is on or after the production date "
+                        f"{rep.t.production_date.isoformat()}: nothing was billed.")
     return "ok", f"Complete: the daily results of all {len(rep.plan.needed)} billing day(s) " \
                  "of the range were read."
 
@@ -459,7 +478,7 @@ def _summary(s: _Sheet, rep: Report) -> None:
     t, pl = rep.t, rep.plan
     _title(s, rep, "Usage report")
     fmt, text = _status(rep)
-    s.put(2, 0, text, fmt, measure=False)
+    s.ws.merge_range(2, 0, 2, 6, text, s.f[fmt])
     s.ws.freeze_panes(3, 0)
     row = 4
     s.put(row, 0, "Concurrent sessions per hour (tenant level, per region; peaks never add "
@@ -476,7 +495,7 @@ def _summary(s: _Sheet, rep: Report) -> None:
         peak = rec["peak_row"]
         s.put(row, 3, None if peak is None or pd.isna(peak) else
               f"{_local_dt(rep.hours.local[int(peak)]):%Y-%m-%d %H:%M} "
-              f"{offset_text(rep.hours.offset[int(peak)])}")
+              f"{offset_text(rep.hours.offset[int(peak)])}", "center")
         s.put(row, 4, rec["avg"], "avg")
         s.put(row, 5, rec["hours"], "int")
         s.put(row, 6, None if rec["enabled"] is None or pd.isna(rec["enabled"])
@@ -504,9 +523,9 @@ def _summary(s: _Sheet, rep: Report) -> None:
         s.put(row, 0, rec["media"])
         s.put(row, 2, rec["count"], "int")
     row += 1
-    s.put(row, 0, "Total", "header")
-    s.put(row, 1, "", "header")
-    s.put(row, 2, int(rep.handled["count"].sum()), "header")
+    s.put(row, 0, "Total", "total")
+    s.ws.write_blank(row, 1, None, s.f["total"])
+    s.put(row, 2, int(rep.handled["count"].sum()), "total")
     row += 2
     s.put(row, 0, "Data coverage", "section", measure=False)
     days = pl.days
@@ -561,7 +580,7 @@ def _hourly(s: _Sheet, wb, rep: Report) -> None:
     for i in range(len(h)):
         row = head + 1 + i
         s.put(row, 0, _local_dt(h.local[i]), "datetime")
-        s.put(row, 1, offset_text(h.offset[i]))
+        s.put(row, 1, offset_text(h.offset[i]), "center")
         s.put(row, 2, _utc_dt(h.start[i]), "datetime")
         for j, v in enumerate(values):
             s.put(row, 3 + j, int(v[i]), "int")
@@ -590,7 +609,7 @@ def _hourly(s: _Sheet, wb, rep: Report) -> None:
     step = 1 if n <= 24 else 3 if n <= 72 else 24 * max(1, -(-n // (24 * 14)))
     chart.set_title({"name": f"Peak concurrent per hour ({rep.plan.tz})",
                      "name_font": {"size": 12}})
-    chart.set_x_axis({"text_axis": True, "num_format": "yyyy-mm-dd hh:mm",
+    chart.set_x_axis({"text_axis": True, "num_format": "mm-dd hh:mm",
                       "interval_unit": step, "interval_tick": step,
                       "num_font": {"rotation": -45, "size": 8}})
     chart.set_y_axis({"name": "sessions", "min": 0, "major_gridlines": {"visible": True}})
@@ -628,22 +647,25 @@ def _daily_sheet(s: _Sheet, wb, rep: Report) -> None:
     s.ws.set_landscape()
     s.ws.fit_to_pages(1, 0)
     n_days = len(rep.plan.days)
-    series = [j for j, (m, _, _) in enumerate(rep.daily_cols) if m in SEAT_METRICS]
+    concurrent = [j for j, (m, g, _) in enumerate(rep.daily_cols) if m in CONCURRENCY and g == 1]
+    seat = [j for j in concurrent if rep.daily_cols[j][0] in SEAT_METRICS]
+    series = seat or concurrent  # as on Hourly: seat metrics, or ports when there are none
     if not series or not n_days:
         return
     chart = wb.add_chart({"type": "column"})
-    for k, reg in enumerate(rep.t.regions):
-        # the tenant block comes first; region k's days are rows k*n_days…
-        first = head + 1 + k * n_days
-        last = first + n_days - 1
-        for j in series:
+    for j in series:  # metric by metric, then region, as on Hourly
+        for k, reg in enumerate(rep.t.regions):
+            # the tenant's blocks come first: region k's days are rows k*n_days…
+            first = head + 1 + k * n_days
+            last = first + n_days - 1
             chart.add_series({
-                "name": f"{rep.daily_cols[j][2]} {reg.code}",
+                "name": f"{rep.daily_cols[j][0]} {reg.code}",
                 "categories": [DAILY_SHEET, first, 0, last, 0],
                 "values": [DAILY_SHEET, first, 5 + j, last, 5 + j],
                 "gap": 60,
             })
-    chart.set_title({"name": "Tenant level per billing day", "name_font": {"size": 12}})
+    chart.set_title({"name": "Concurrent agents per billing day (tenant level)",
+                     "name_font": {"size": 12}})
     chart.set_x_axis({"text_axis": True, "num_format": "mm-dd",
                       "num_font": {"rotation": -45, "size": 8}})
     chart.set_y_axis({"name": "agents", "min": 0, "major_gridlines": {"visible": True}})
@@ -681,3 +703,20 @@ def write_report(t: TenantConfig, first: dt.date, last: dt.date, tz: str, output
     data = workbook_bytes(build(t, first, last, tz))
     storage.write_atomic(output, data)
     return output if storage.is_url(output) else os.path.abspath(output.removeprefix("file://"))
+
+
+def month_report_name(any_day: dt.date) -> str:
+    return f"usage_{any_day:%Y%m}.xlsx"
+
+
+def write_month_report(t: TenantConfig, any_day: dt.date, month_folder: str) -> str:
+    """The month's report, in the tenant's zone, beside the month's files (monthly task).
+
+    It is not listed in the monthly manifest (it is for people, not the importer), and
+    `emission.publish` removes only stale `*.csv`, so re-publishing the month keeps it.
+    """
+    from .days import month_days
+
+    days = month_days(any_day)
+    return write_report(t, days[0], days[-1], t.timezone,
+                        storage.join(month_folder, month_report_name(any_day)))

@@ -159,7 +159,7 @@ tenants:
     folder = tmp_path / "out" / "acme" / "daily" / "2026-03-08"
     valid = {name: {v[name].encode() for v in _versions()} for name in _versions()[0]}
     rng = random.Random(20260308)
-    for _ in range(25):
+    for _ in range(20):
         proc = subprocess.Popen([sys.executable, str(script), str(cfg)], stdout=subprocess.PIPE,
                                 cwd=str(Path(__file__).resolve().parents[1]))
         assert proc.stdout.readline().strip() == b"ready"

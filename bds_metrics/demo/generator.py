@@ -179,8 +179,8 @@ class _Stream:
         self.rows += len(data[self.cols[0][0]])
 
 
-def _copy_small(conn: psycopg.Connection[Any], table: str, data: Mapping[str, np.ndarray]) -> int:
-    """COPY a small table's rows over an existing connection."""
+def _copy_rows(conn: psycopg.Connection[Any], table: str, data: Mapping[str, np.ndarray]) -> int:
+    """COPY rows into a table over an existing connection (in its transaction)."""
     cols = COLUMNS[table]
     with conn.cursor() as cur:
         names = ", ".join(c for c, _ in cols)
@@ -222,8 +222,12 @@ def _hex(rng: np.random.Generator, n: int, nbytes: int, dashed: bool = False) ->
 
 
 def _numbers(rng: np.random.Generator, plan_of_row: np.ndarray,
-             plans: Sequence[Sequence[tuple[str, int, float]]]) -> np.ndarray:
-    """Phone numbers: per row a plan, per plan weighted prefixes padded with random digits."""
+             plans: Sequence[Sequence[tuple[str, int, float]]], pool: int = 0) -> np.ndarray:
+    """Phone numbers: per row a plan, per plan weighted prefixes padded with digits.
+
+    ``pool``: each prefix has only that many numbers (a tenant's DNIS are a few lines,
+    the same for every seed); 0: random digits (callers).
+    """
     out = np.zeros(len(plan_of_row), "S16")
     for p, choices in enumerate(plans):
         rows = np.flatnonzero(plan_of_row == p)
@@ -233,10 +237,14 @@ def _numbers(rng: np.random.Generator, plan_of_row: np.ndarray,
         pick = rng.choice(len(choices), len(rows), p=w / w.sum())
         for c, (prefix, length, _) in enumerate(choices):
             sel = rows[pick == c]
-            m = len(sel)
+            m, free = len(sel), length - len(prefix)
             buf = np.empty((m, length), np.uint8)
             buf[:, : len(prefix)] = np.frombuffer(prefix.encode(), np.uint8)
-            buf[:, len(prefix):] = rng.integers(48, 58, (m, length - len(prefix)), dtype=np.uint8)
+            if pool:
+                lines = np.random.default_rng([p, c]).integers(48, 58, (pool, free), np.uint8)
+                buf[:, len(prefix):] = lines[rng.integers(0, pool, m)]
+            else:
+                buf[:, len(prefix):] = rng.integers(48, 58, (m, free), dtype=np.uint8)
             out[sel] = buf.view(f"S{length}").ravel()
     return out
 
@@ -429,6 +437,7 @@ GLOBEX = _Tenant(
     test_calls=False,
 )
 TENANTS = {t.id: t for t in (ACME, GLOBEX)}
+DNIS_LINES = 12  # numbers per DNIS prefix
 BLOCK = 250_000  # sessions per generated block: memory stays well under 2 GB
 N_EDGE_AGENTS = 16  # agents 0..15 have fixed roles (see _agents and _edges)
 
@@ -511,7 +520,7 @@ def _agents(t: _Tenant, n: int, seed: int, first_day: date, days: int) -> _Agent
     has_person[3] = False
 
     move_from = np.array([-1 if s.move_to is None else s.move_to for s in t.sites])
-    moved = (rng.random(n) < 0.01) & (move_from[site] >= 0)
+    moved = (rng.random(n) < 0.02) & (move_from[site] >= 0)
     moved[:N_EDGE_AGENTS] = False
     moved[0] = True
     start_utc = _midnight(t.tz, first_day)
@@ -786,7 +795,7 @@ def _activity(ctx: _Ctx, s: Arrays, rng: np.random.Generator) -> dict[str, Array
     region = ag.region[ai]
     guid = _hex(rng, ni, 16, dashed=True)
     ani = _numbers(rng, region, t.ani)
-    dnis = _numbers(rng, ag.plan[ai], t.dnis)
+    dnis = _numbers(rng, ag.plan[ai], t.dnis, DNIS_LINES)
     loc = add_ixn(1, 1, guid, ani, dnis, if_start, if_end)
     add_irf(loc, _resource(ag, ai, ci), 1, ci, ci + ti, ti)
     add_irf(loc[xfer], ag.rkey_new[b], 1, b_start, b_start + b_talk, b_talk)
@@ -807,8 +816,8 @@ def _activity(ctx: _Ctx, s: Arrays, rng: np.random.Generator) -> dict[str, Array
     ab_region = region[j] if ni else np.zeros(0, np.int64)
     ab_plan = ag.plan[ai[j]] if ni else np.zeros(0, np.int64)
     ab_guid = _hex(rng, na, 16, dashed=True)
-    ab = add_ixn(1, 1, ab_guid, _numbers(rng, ab_region, t.ani), _numbers(rng, ab_plan, t.dnis),
-                 ab_start, ab_end)
+    ab = add_ixn(1, 1, ab_guid, _numbers(rng, ab_region, t.ani),
+                 _numbers(rng, ab_plan, t.dnis, DNIS_LINES), ab_start, ab_end)
     rp = rng.random(na) < 0.7
     add_irf(ab[rp], ag.rp_key[ab_region[rp]], 1, (ab_start + ab_ivr)[rp], ab_end[rp],
             np.zeros(int(rp.sum()), np.int64))
@@ -820,7 +829,7 @@ def _activity(ctx: _Ctx, s: Arrays, rng: np.random.Generator) -> dict[str, Array
     te_guid = _hex(rng, nt, 16, dashed=True)
     te_ani = np.where(to_test, _numbers(rng, np.zeros(nt, np.int64), t.ani), TEST_NUMBER.encode())
     te_dnis = np.where(to_test, TEST_NUMBER.encode(),
-                       _numbers(rng, np.zeros(nt, np.int64), t.dnis))
+                       _numbers(rng, np.zeros(nt, np.int64), t.dnis, DNIS_LINES))
     add_ixn(1, 1, te_guid, te_ani, te_dnis, te_start, te_end)
 
     # IVR legs (GVP_CDR): the call's IVR part, a survey leg, calls no IVR leg matches
@@ -1019,7 +1028,7 @@ def _edges(t: _Tenant, ag: _Agents, first_day: date, days: int) -> dict[str, Arr
         (4, 2, rk[12], at(0, 13), NULL, 0),  # END_TS null, ACTIVE_FLAG 0: open
         (5, 1, rk[13], at(0, 11), at(0, 11), 0),  # zero length
         (6, 1, ag.queue_key[0], at(0, 8), at(0, 18), 0),  # a QUEUE, not an agent
-        (7, 1, rk[14], at(0, 20, on=month_end), at(2, 9, on=month_end), 0),  # across month end
+        (7, 1, rk[14], at(0, 20, on=month_end), at(1, 6, on=month_end), 0),  # across month end
         (8, 1, rk[15], at(-1, 22, on=dst), at(0, 6, on=dst), 0),  # across the DST change
         (9, 2, rk[3], at(0, 9), at(0, 12), 0),  # agent with no Person row, chats
     ]
@@ -1196,15 +1205,19 @@ def generate(
 ) -> dict[str, int]:
     """Fill the Info Mart and GVP tables for the demo tenants; return rows per table.
 
+    Counts are of rows inserted by this call, GVP_CDR per GVP conn id
+    (``gvp_cdr[bds_demo_gvp]``), so their sum is the number of rows inserted.
+
     Covers the billing days ``first_day`` .. ``first_day + days - 1`` plus
     ``margin_days`` before (for the look-back; default 3, 1 with ``sessions_per_day``)
     and the next day up to 12:00 UTC, the moment of "extraction": sessions, calls and
     IVR legs running then are open.
     ``gvp_dsns`` maps the GVP conn ids (``bds_demo_gvp``, ``bds_demo_gvp_eu``) to DSNs.
 
-    ``sessions_per_day`` (benchmarks): every agent works every day and each tenant day
-    gets exactly that many generated SM_RES_SESSION_FACT rows (plus the few fixed edge
-    rows); the agent count grows to what that needs, and interaction rates drop to
+    ``sessions_per_day`` (benchmarks): the same number of agents works every day
+    (weekends too) and each tenant day gets exactly that many generated
+    SM_RES_SESSION_FACT rows (plus the few fixed edge rows); the agent count grows to
+    what that needs (``agents_per_tenant`` is then a minimum), interaction rates drop to
     ``interaction_scale`` (default 0.02: about half an interaction per session, and a
     quarter to a third of the chat and campaign sessions qualify) so the interaction
     tables grow like the sessions, not 40 times faster. Tables that are empty are loaded
@@ -1293,7 +1306,7 @@ def _load_tenant(t: _Tenant, gim: psycopg.Connection[Any], gim_dsn: str,
     if not present:
         with gim.transaction():
             for table in CONFIG:
-                counts[table] = counts.get(table, 0) + _copy_small(gim, table, ag.config[table])
+                counts[table] = counts.get(table, 0) + _copy_rows(gim, table, ag.config[table])
 
     clock = _Clock(t.zones, gen_first - timedelta(days=1), after + timedelta(days=3))
     tdays = [gen_first + timedelta(days=i) for i in range(-2, (after - gen_first).days + 4)]
@@ -1301,7 +1314,7 @@ def _load_tenant(t: _Tenant, gim: psycopg.Connection[Any], gim_dsn: str,
     emails = _s([f"customer{i}@mail.example" for i in range(997)])
     with contextlib.ExitStack() as stack:
         streams = {tb: _Stream(stack, gim_dsn, tb) for tb in FACTS}
-        gvp = {}
+        gvp: dict[int, _Stream] = {}
         if any(t.gvp):
             by_dsn: dict[str, _Stream] = {}
             for region, conn_id in enumerate(t.gvp):
@@ -1318,9 +1331,8 @@ def _load_tenant(t: _Tenant, gim: psycopg.Connection[Any], gim_dsn: str,
                     for region, stream in gvp.items():
                         part = _take(data, np.flatnonzero(data["region"] == region))
                         stream.write(part)
-                        name = f"gvp_cdr[{t.gvp[region]}]"
+                        name = f"gvp_cdr[{t.gvp[region]}]"  # one table per GVP database
                         counts[name] = counts.get(name, 0) + _rows(part)
-                        counts[table] = counts.get(table, 0) + _rows(part)
                 else:
                     streams[table].write(data)
                     counts[table] = counts.get(table, 0) + _rows(data)

@@ -191,15 +191,8 @@ class Tenant(_Strict):
         _unique("regions[].code", [r.code for r in self.regions])
         locs = [loc for r in self.regions for loc in r.locations]
         _unique("locations[].code", [loc.code for loc in locs])
-        seen: dict[str, str] = {}
-        for loc in locs:
-            for sw in loc.switches:
-                if sw in seen and seen[sw] != loc.code:
-                    raise _KeyedError(
-                        "regions[].locations[].switches",
-                        f"switch {sw!r} is listed in two locations: {seen[sw]!r} and {loc.code!r}"
-                    )
-                seen[sw] = loc.code
+        _one_owner("regions[].locations[].switches", "switch {!r} is listed in two locations",
+                   [(sw, loc.code) for loc in locs for sw in loc.switches])
         defaults = [loc.code for loc in locs if loc.is_default]
         if len(defaults) > 1:
             raise _KeyedError("regions[].locations[].switches",
@@ -222,16 +215,17 @@ class Tenant(_Strict):
                 # `<bu id>_<metric>_<date>.csv` would overwrite the tenant's own file.
                 raise _KeyedError("business_units[].id",
                                   f"business unit id {b.id!r} is the tenant id")
-        owner: dict[str, str] = {}
-        for b in self.business_units:
-            for p in b.dnis:
-                if p in owner and owner[p] != b.id:
-                    raise _KeyedError(
-                        "business_units[].dnis",
-                        f"DNIS prefix {p!r} belongs to two business units: {owner[p]!r}, {b.id!r}"
-                    )
-                owner[p] = b.id
+        _one_owner("business_units[].dnis", "DNIS prefix {!r} belongs to two business units",
+                   [(p, b.id) for b in self.business_units for p in b.dnis])
         return self
+
+
+def _one_owner(key: str, message: str, pairs: list[tuple[str, str]]) -> None:
+    """Each value (switch, DNIS prefix) may belong to one owner only."""
+    owner: dict[str, str] = {}
+    for value, who in pairs:
+        if owner.setdefault(value, who) != who:
+            raise _KeyedError(key, f"{message.format(value)}: {owner[value]!r} and {who!r}")
 
 
 def _unique(what: str, values: list[Any]) -> None:

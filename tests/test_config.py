@@ -370,7 +370,7 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], Any], str, str, str]] = [
      "acme", "business_units[].name", "duplicate business_units[].name: ['sales']"),
     ("dnis-in-two-bus", lambda d: bu(d, 0).update(dnis=["+1877555"]),
      "acme", "business_units[].dnis",
-     "DNIS prefix '+1877555' belongs to two business units: 'acme_BU_1', 'acme_BU_2'"),
+     "DNIS prefix '+1877555' belongs to two business units: 'acme_BU_1' and 'acme_BU_2'"),
     # ids that would escape the output root or break file names
     ("tenant-id-dotdot", lambda d: tenant0(d).update(id="../x"), "../x", "id", PATTERN_ID),
     ("tenant-id-slash", lambda d: tenant0(d).update(id="a/b"), "a/b", "id", PATTERN_ID),

@@ -28,16 +28,13 @@ class Period:
 
 
 def local_midnight(day: dt.date, tz: str) -> int:
-    """Epoch seconds of 00:00 local on `day` (first instant of the day, DST-safe)."""
-    zone = ZoneInfo(tz)
-    naive = dt.datetime(day.year, day.month, day.day)
-    aware = naive.replace(tzinfo=zone)
-    # A zone whose clocks jump over midnight has no 00:00 that day: take the first
-    # valid instant after it (fold handling gives the earlier offset otherwise).
-    utc = aware.astimezone(dt.UTC)
-    if utc.astimezone(zone).replace(tzinfo=None) != naive:
-        utc = aware.replace(fold=1).astimezone(dt.UTC)
-    return int(utc.timestamp())
+    """Epoch seconds of the first instant of `day` in zone `tz`.
+
+    `fold=0` is right in both DST corner cases: where clocks jump over midnight (no
+    00:00 exists) it maps 00:00 with the old offset, which is the new day's first
+    instant (01:00 new time); where 00:00 happens twice it is the earlier one.
+    """
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).timestamp())
 
 
 def billing_day(day: dt.date, tz: str) -> Period:

@@ -63,9 +63,7 @@ def run_days(
 
     failed = 0
     for day in days:
-        # dag.test replaces an existing run of the same day; a scoped session still
-        # holding the replaced run would flush it again, so each day starts clean.
-        settings.Session.remove()
+        _forget_run(dag.dag_id, run_after(t, day))
         dr = dag.test(
             logical_date=run_after(t, day),
             run_conf={"wait_for_settle": False, "reextract_config": reextract_config},
@@ -77,6 +75,26 @@ def run_days(
         settings.Session.remove()
         echo(f"{t.id} {day.isoformat()} {'ok    ' if ok else 'FAILED'} {where}")
     return 1 if failed else 0
+
+
+def _forget_run(dag_id: str, logical_date) -> None:
+    """Delete an earlier run of the same day before dag.test makes a new one.
+
+    dag.test deletes it itself, but in a session where it has already loaded that run's
+    task instances, whose relationship then flushes the deleted run back (a duplicate
+    key on (dag_id, logical_date)). Deleting it first, in a session of its own, avoids it.
+    """
+    from airflow import settings
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    settings.Session.remove()
+    with create_session() as s:
+        for dr in s.scalars(select(DagRun).where(DagRun.dag_id == dag_id,
+                                                 DagRun.logical_date == logical_date)):
+            s.delete(dr)
+    settings.Session.remove()
 
 
 def _failures(run_id: str) -> str:

@@ -118,16 +118,27 @@ EXPECTED = {
 }
 
 
+def expected_for(tenant: str) -> dict[str, str]:
+    """EXPECTED for the same case configured under another tenant id."""
+    return {name.replace("acme", tenant, 1): text.replace(",acme,", f",{tenant},")
+            for name, text in EXPECTED.items()}
+
+
 def setup_case(tmp_path, new_db, monkeypatch, extra_defaults: str = "",
-               rows: dict | None = None, config: str | None = None) -> tuple[TenantConfig, object]:
-    """A fresh Info Mart with the case's rows, its config in BDS_CONFIG, the connection set."""
+               rows: dict | None = None, config: str | None = None,
+               tenant: str = "acme") -> tuple[TenantConfig, object]:
+    """A fresh Info Mart with the case's rows, its config in BDS_CONFIG, the connection set.
+
+    Tests that run the same day through Airflow in one process use distinct tenant ids
+    (so distinct DAGs): dag.test keeps state between calls in a process (docs/NOTES).
+    """
     gim = new_db("gim")
     insert(gim, ROWS if rows is None else rows)
     cfg = tmp_path / "bds.yaml"
-    text = (config or CONFIG).format(root=tmp_path)
+    text = (config or CONFIG).format(root=tmp_path).replace("- id: acme\n", f"- id: {tenant}\n")
     if extra_defaults:
         text = text.replace("defaults:\n", "defaults:\n" + extra_defaults, 1)
     cfg.write_text(text)
     monkeypatch.setenv("BDS_CONFIG", str(cfg))
     monkeypatch.setenv("AIRFLOW_CONN_E2E_GIM", airflow_conn_json(dbname_of(gim)))
-    return load_config(cfg).tenant("acme"), tmp_path
+    return load_config(cfg).tenant(tenant), tmp_path

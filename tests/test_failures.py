@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.cases import DAY, EXPECTED, setup_case
+from tests.cases import DAY, expected_for, setup_case
 from tests.conftest import dsn
 
 pytestmark = pytest.mark.xdist_group("airflow")
@@ -47,7 +47,7 @@ def _terminate_extract_when_blocked(gim_dsn: str, table: str, done: threading.Ev
 def test_dropped_connection_mid_extract_retries_and_finishes(tmp_path, new_db, monkeypatch):
     from bds_airflow.runner import run_days
 
-    t, root = setup_case(tmp_path, new_db, monkeypatch,
+    t, root = setup_case(tmp_path, new_db, monkeypatch, tenant="acme_retry",
                          extra_defaults="  retries: 2\n  retry_delay_seconds: 1\n")
     gim = os.environ["AIRFLOW_CONN_E2E_GIM"]
     gim_dsn = dsn(json.loads(gim)["schema"])
@@ -59,24 +59,24 @@ def test_dropped_connection_mid_extract_retries_and_finishes(tmp_path, new_db, m
     assert run_days(t, DAY, DAY, echo=lines.append) == 0
     killer.join(timeout=60)
     assert killed.is_set(), "the extract was never caught waiting"
-    folder = root / "out" / "acme" / "daily" / "2026-03-08"
-    for name, text in EXPECTED.items():
-        assert (folder / name).read_text() == text
+    folder = root / "out" / "acme_retry" / "daily" / "2026-03-08"
+    for name, text in expected_for("acme_retry").items():
+        assert (folder / name).read_text() == text, name
 
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
     with create_session() as s:
         ti = s.query(TaskInstance).filter(
-            TaskInstance.dag_id == "bds_acme", TaskInstance.task_id == "extract.sm_fact",
-            TaskInstance.run_id == _last_run_id(s)).one()
+            TaskInstance.dag_id == "bds_acme_retry", TaskInstance.task_id == "extract.sm_fact",
+            TaskInstance.run_id == _last_run_id(s, "bds_acme_retry")).one()
     assert (str(ti.state), ti.try_number) == ("success", 2)  # failed once, then retried
 
 
-def _last_run_id(session) -> str:
+def _last_run_id(session, dag_id: str) -> str:
     from airflow.models.dagrun import DagRun
 
-    return session.query(DagRun).filter(DagRun.dag_id == "bds_acme").order_by(
+    return session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(
         DagRun.id.desc()).first().run_id
 
 
@@ -106,7 +106,7 @@ def test_session_on_unknown_switch_without_default_fails_once_naming_it(
         tmp_path, new_db, monkeypatch, capsys):
     from bds_airflow.runner import run_days
 
-    t, root = setup_case(tmp_path, new_db, monkeypatch, config=NO_DEFAULT)
+    t, root = setup_case(tmp_path, new_db, monkeypatch, config=NO_DEFAULT, tenant="acme_nodef")
     lines: list[str] = []
     assert run_days(t, DAY, DAY, echo=lines.append) == 1
     assert "FAILED" in lines[0] and "compute.seats_chat" in lines[0]
@@ -115,16 +115,16 @@ def test_session_on_unknown_switch_without_default_fails_once_naming_it(
     from airflow.utils.session import create_session
 
     with create_session() as s:
-        ti = s.query(TaskInstance).filter(TaskInstance.dag_id == "bds_acme",
-                                          TaskInstance.task_id == "compute.seats_chat",
-                                          TaskInstance.run_id == _last_run_id(s)).one()
+        ti = s.query(TaskInstance).filter(
+            TaskInstance.dag_id == "bds_acme_nodef", TaskInstance.task_id == "compute.seats_chat",
+            TaskInstance.run_id == _last_run_id(s, "bds_acme_nodef")).one()
         assert (str(ti.state), ti.try_number) == ("failed", 1)  # no retry for config errors
-    assert not (root / "out" / "acme" / "daily" / "2026-03-08" / "manifest.json").exists()
+    assert not (root / "out" / "acme_nodef" / "daily" / "2026-03-08" / "manifest.json").exists()
     from bds_metrics import pipeline
     from bds_metrics.compute import MappingError
 
     conns = {"e2e_gim": dsn(json.loads(os.environ["AIRFLOW_CONN_E2E_GIM"])["schema"])}
-    want = r"tenant 'acme', day 2026-03-08, metric seats_chat: .*\['\(no switch\)'\]"
+    want = r"tenant 'acme_nodef', day 2026-03-08, metric seats_chat: .*\['\(no switch\)'\]"
     with pytest.raises(MappingError, match=want):
         pipeline.run_day(t, DAY, conns.__getitem__)
 

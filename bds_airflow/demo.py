@@ -113,8 +113,11 @@ def run_demo(root: str, days: int = 21, agents: int = 300) -> int:
     for path in reports:
         print(f"  usage report       {path}")
     print(f"  staging (Parquet)  {root_p / 'staging'}")
-    print(f"  Info Mart          {uri}")
-    print(f"  re-run a day:      BDS_CONFIG={cfg_path} bds run -t acme --from {last}")
+    print(f"  Info Mart data     {root_p / 'pg'} (a private PostgreSQL, stopped with the demo)")
+    print("Try (the files stay; these need no database):")
+    print(f"  BDS_CONFIG={cfg_path} .venv/bin/bds verify -t acme")
+    print(f"  BDS_CONFIG={cfg_path} .venv/bin/bds report -t acme --from {FIRST_DAY} "
+          f"--to {last} --tz Asia/Kathmandu -o usage_kathmandu.xlsx")
     print(f"done in {time.monotonic() - t0:.0f} s")
     return 1 if failed else 0
 

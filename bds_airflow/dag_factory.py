@@ -13,9 +13,18 @@ SENSOR_POKE_SECONDS = 300
 
 
 def tenant_dags(config_path: str | None = None) -> dict[str, Any]:
-    """{dag_id: DAG} for every tenant of the configuration (BDS_CONFIG by default)."""
+    """{dag_id: DAG} for every tenant of the configuration (BDS_CONFIG by default).
+
+    When a worker parses the file to run one task, Airflow names that task's DAG in the
+    parsing context: only that tenant's DAG is built then, so a task start does not pay
+    for the other tenants' DAGs (hundreds at a hosting reseller).
+    """
+    from airflow.sdk import get_parsing_context
+
     cfg = load_config(config_path)
-    return {f"bds_{t.id}": build_dag(t) for t in cfg.tenants}
+    wanted = get_parsing_context().dag_id
+    return {f"bds_{t.id}": build_dag(t) for t in cfg.tenants
+            if wanted is None or wanted == f"bds_{t.id}"}
 
 
 def _fail_fast(exc: BaseException) -> BaseException:

@@ -122,3 +122,18 @@ def test_bad_config_is_an_import_error_with_one_clear_message(tmp_path, monkeypa
     assert bag.dag_ids == []
     (err,) = bag.import_errors.values()
     assert f"{cfg}: tenant 'acme': key timezone: unknown time zone 'Mars/Olympus'" in err
+
+
+def test_a_task_parse_builds_only_its_own_dag(tmp_path):
+    """Airflow names the DAG of the task it runs in the parsing context."""
+    cfg = tmp_path / "bds.yaml"
+    cfg.write_text(CONFIG)
+    code = textwrap.dedent(f"""
+        import runpy
+        ns = runpy.run_path({str(REPO / "dags" / "bds_tenants.py")!r})
+        print("DAGS", sorted(k for k in ns if k.startswith("bds_")))
+    """)
+    env = {**os.environ, "BDS_CONFIG": str(cfg), "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "bds_globex",
+           "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "extract.sm_fact"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert "DAGS ['bds_globex']" in out.stdout, out.stdout + out.stderr[-2000:]

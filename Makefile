@@ -29,8 +29,11 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# Sessions per day of the benchmarked tenant, comma-separated scales; the full run of
+# BENCHMARKS.md is `make bench BENCH_SCALE=100000,1000000,5000000`.
+BENCH_SCALE ?= 100000
 bench: venv
-	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
+	$(VENV)/bin/python -m bench.run --sessions $(BENCH_SCALE) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .bds

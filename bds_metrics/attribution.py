@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .config import TenantConfig
+from .kernels import distinct
 
 OK, MISSING_PARENT, CYCLE = "", "folder_missing_parent", "folder_cycle"
 NO_PERSON = "agent_without_person"
@@ -71,44 +74,44 @@ def agent_units(
     folders: pd.DataFrame,
 ) -> pd.DataFrame:
     """agent_id → bu_id (default BU when no match) and the fallback reason ('' if none)."""
-    ids = np.unique(agent_ids.astype(np.int64))
-    out = pd.DataFrame({"agent_id": ids, "bu_id": t.default_bu_id, "reason": ""})
-    if len(ids) == 0:
-        return out
-    bu_by_name = {b.name.lower(): b.id for b in t.business_units}
-    person = agents.drop_duplicates("agent_id").set_index("agent_id")["folder_id"]
-    has_person = np.isin(ids, person.index.to_numpy(dtype=np.int64))
-    out.loc[~has_person, "reason"] = NO_PERSON
-    folder_of = person.reindex(ids)
-    with_folder = has_person & folder_of.notna().to_numpy() & (folder_of.fillna(0) != 0).to_numpy()
-    fids = folder_of[with_folder].to_numpy(dtype=np.int64)
-    uniq, inv = np.unique(fids, return_inverse=True)
-    bu, status = folder_units(uniq, folders, bu_by_name)
-    bu_a, st_a = bu[inv], status[inv]
-    idx = np.flatnonzero(with_folder)
-    matched = bu_a != ""
-    out.loc[out.index[idx[matched]], "bu_id"] = bu_a[matched]
-    out.loc[out.index[idx], "reason"] = st_a
-    return out
+    ids = distinct(agent_ids.astype(np.int64))
+    bu_id = np.full(len(ids), t.default_bu_id, dtype=object)
+    reason = np.full(len(ids), OK, dtype=object)
+    if len(ids):
+        bu_by_name = {b.name.lower(): b.id for b in t.business_units}
+        person = agents.drop_duplicates("agent_id").set_index("agent_id")["folder_id"]
+        has_person = np.isin(ids, person.index.to_numpy(dtype=np.int64))
+        reason[~has_person] = NO_PERSON
+        folder_of = person.reindex(ids)
+        with_folder = (has_person & folder_of.notna().to_numpy()
+                       & (folder_of.fillna(0) != 0).to_numpy())
+        fids = folder_of[with_folder].to_numpy(dtype=np.int64)
+        uniq = distinct(fids)
+        bu, status = folder_units(uniq, folders, bu_by_name)
+        at = np.searchsorted(uniq, fids)
+        idx = np.flatnonzero(with_folder)
+        matched = bu[at] != ""
+        bu_id[idx[matched]] = bu[at][matched]
+        reason[idx] = status[at]
+    return pd.DataFrame({"agent_id": ids, "bu_id": bu_id, "reason": reason})
 
 
-def call_units(t: TenantConfig, calls: pd.DataFrame, agent_bu: pd.DataFrame) -> pd.Series:
-    """For each call row: the BU it can be attributed to, or '' when none (SPEC §6)."""
+def call_units(t: TenantConfig, calls: pd.DataFrame, agent_bu: pd.DataFrame) -> np.ndarray:
+    """For each call row: the index in `t.business_units` of the BU it can be attributed
+    to, or -1 when none (SPEC §6)."""
     n = len(calls)
-    unit = np.full(n, "", dtype=object)
+    unit = np.full(n, -1)
     best = np.full(n, -1)
     dnis = calls["dnis"].fillna("").astype(str)
-    for b in t.business_units:
+    for k, b in enumerate(t.business_units):
         for p in b.dnis:
-            hit = dnis.str.startswith(p).to_numpy() & (len(p) > best)
-            unit[hit] = b.id
+            hit = dnis.str.startswith(p).to_numpy(dtype=bool) & (len(p) > best)
+            unit[hit] = k
             best[hit] = len(p)
-    by_agent = agent_bu.set_index("agent_id")["bu_id"]
-    agent_unit = calls["agent_id"].map(by_agent).fillna("").to_numpy(dtype=object)
-    agent_unit[agent_unit == t.default_bu_id] = ""
-    no_dnis = unit == ""
-    unit[no_dnis] = agent_unit[no_dnis]
-    return pd.Series(unit, index=calls.index)
+    ids = pd.Index([b.id for b in t.business_units])  # the default BU is not attributable
+    of_agent = np.append(ids.get_indexer(agent_bu["bu_id"]), -1)
+    agent_unit = of_agent[pd.Index(agent_bu["agent_id"]).get_indexer(calls["agent_id"])]
+    return np.where(unit < 0, agent_unit, unit)
 
 
 def cdr_units(
@@ -117,19 +120,24 @@ def cdr_units(
     """(cdr_id, location) → bu_id: the first attributable call with the CDR's CALLID.
 
     A CDR id is unique only within one GVP database, hence the location in the key.
+    Most CALLIDs have one attributable call; only the calls of those with several are
+    sorted. (A null CALLID matches calls with a null CALLID, as pandas matches nulls.)
     """
-    out = pd.DataFrame({
-        "cdr_id": cdrs["cdr_id"].to_numpy(), "location": cdrs["location"].to_numpy(),
-        "bu_id": t.default_bu_id, "reason": "",
-    })
-    out.loc[cdrs["callid"].isna().to_numpy(), "reason"] = NO_CALLID
+    bu_id = np.full(len(cdrs), t.default_bu_id, dtype=object)
+    reason = np.where(cdrs["callid"].isna().to_numpy(), NO_CALLID, OK).astype(object)
     if len(calls) and len(cdrs):
-        c = calls.assign(unit=call_units(t, calls, agent_bu))
-        c = c[c["unit"] != ""].sort_values(
-            ["start_ts", "callid", "dnis", "agent_id"], na_position="last", kind="stable"
-        )
-        first = c.drop_duplicates("callid", keep="first").set_index("callid")["unit"]
-        got = cdrs["callid"].map(first)
-        has = got.notna().to_numpy()
-        out.loc[has, "bu_id"] = got[has].to_numpy()
-    return out
+        unit = call_units(t, calls, agent_bu)
+        keys = ["start_ts", "callid", "dnis", "agent_id"]
+        c = calls.loc[unit >= 0, keys].assign(unit=unit[unit >= 0])
+        several = c["callid"].duplicated(keep=False).to_numpy()
+        if several.any():
+            first = c[several].sort_values(keys, na_position="last", kind="stable")
+            c = pd.concat([c[~several], first.drop_duplicates("callid", keep="first")])
+        at = pc.fill_null(pc.index_in(pa.array(cdrs["callid"], pa.string()),
+                                      value_set=pa.array(c["callid"], pa.string())), -1)
+        at = at.to_numpy()
+        names = np.array([b.id for b in t.business_units], dtype=object)
+        bu_id[at >= 0] = names[c["unit"].to_numpy()[at[at >= 0]]]
+    return pd.DataFrame({"cdr_id": cdrs["cdr_id"].to_numpy(),
+                         "location": cdrs["location"].to_numpy(), "bu_id": bu_id,
+                         "reason": reason})

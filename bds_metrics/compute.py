@@ -32,11 +32,21 @@ class Results:
     minutes: pd.DataFrame  # metric, tier3_id, region, minute, peak (non-zero minutes only)
 
 
-def location_of_switch(t: TenantConfig, switch: pd.Series, day: Period, metric: str) -> pd.Series:
-    """Location code per session; unknown or null switches go to the default location."""
-    by_switch = {sw: loc.code for _, loc in t.locations for sw in loc.switches}
-    loc = switch.map(by_switch)
-    unmapped = loc.isna()
+def codes_of(values: pd.Series, code: dict[str, int]) -> np.ndarray:
+    """`code[value]` for each value (-1 for null or unknown), via its distinct values:
+    the dictionary is consulted once per distinct value, never once per row."""
+    idx, distinct = pd.factorize(values)
+    lut = np.array([code.get(v, -1) for v in distinct] + [-1], dtype=np.int64)
+    return lut[idx]  # idx -1 (null) picks the trailing -1
+
+
+def region_of_switch(t: TenantConfig, switch: pd.Series, day: Period, metric: str) -> np.ndarray:
+    """Region (index into `t.regions`) per session, by the location that lists its switch;
+    unknown or null switches go to the default location."""
+    regions = {r.code: i for i, r in enumerate(t.regions)}
+    region = codes_of(switch, {sw: regions[r.code] for r, loc in t.locations
+                               for sw in loc.switches})
+    unmapped = region < 0
     if unmapped.any():
         default = t.default_location
         if default is None:
@@ -46,12 +56,31 @@ def location_of_switch(t: TenantConfig, switch: pd.Series, day: Period, metric: 
                 f"{bad} map to no location and the tenant has no default location "
                 f"(file {t.source})"
             )
-        loc = loc.fillna(default.code)
-    return loc
+        region[unmapped] = next(regions[r.code] for r, loc in t.locations
+                                if loc.code == default.code)
+    return region
 
 
-def region_of_location(t: TenantConfig) -> dict[str, str]:
-    return {loc.code: r.code for r, loc in t.locations}
+def region_of_location(t: TenantConfig, location: pd.Series) -> np.ndarray:
+    """Region (index into `t.regions`) of each location code."""
+    regions = {r.code: i for i, r in enumerate(t.regions)}
+    return codes_of(location, {loc.code: regions[r.code] for r, loc in t.locations})
+
+
+def scope_of_unit(t: TenantConfig, bu_id: pd.Series) -> np.ndarray:
+    """Scope (index into `t.scopes()`) of each BU id; null: the default BU."""
+    scopes = {tier3: i for i, (tier3, _) in enumerate(t.scopes()) if tier3}
+    return codes_of(bu_id.fillna(t.default_bu_id), scopes)
+
+
+def unit_of_agent(t: TenantConfig, agent: np.ndarray, agent_bu: pd.DataFrame | None
+                  ) -> np.ndarray:
+    """Scope of each session's agent by the agent→BU map; agents not in it: the default BU."""
+    default = scope_of_unit(t, pd.Series([t.default_bu_id]))
+    if agent_bu is None or not len(agent_bu):
+        return np.repeat(default, len(agent))
+    at = pd.Index(agent_bu["agent_id"].to_numpy(dtype=np.int64)).get_indexer(agent)
+    return np.concatenate([scope_of_unit(t, agent_bu["bu_id"]), default])[at]  # -1: default
 
 
 def seat_inputs(
@@ -83,11 +112,12 @@ def _arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _scope_masks(
     t: TenantConfig, region: np.ndarray, unit: np.ndarray | None
 ) -> list[tuple[str, str, np.ndarray]]:
+    """(tier3 id, region code, mask) per region and scope; `region`/`unit` are indexes."""
     out = []
-    for r in t.regions:
-        in_region = region == r.code
-        for tier3, _ in t.scopes():
-            mask = in_region if tier3 == "" else in_region & (unit == tier3)
+    for ri, r in enumerate(t.regions):
+        in_region = region == ri
+        for si, (tier3, _) in enumerate(t.scopes()):
+            mask = in_region if tier3 == "" else in_region & (unit == si)
             out.append((tier3, r.code, mask))
     return out
 
@@ -98,7 +128,7 @@ def _row(metric, tier3, region, group, value, span=None, agents=()) -> dict:
         "value": int(value),
         "peak_first": None if span is None else int(span[0]),
         "peak_last": None if span is None else int(span[1]),
-        "agents": [int(a) for a in agents],
+        "agents": np.asarray(agents, dtype=np.int64).tolist(),
     }
 
 
@@ -125,15 +155,10 @@ def compute_seats(
         events["start_ts"].to_numpy(dtype=np.int64), p.end,
     )
     s, e, keep = kernels.close_and_clip(start[q], end[q], open_[q], p.start, p.end)
-    agent = agent[q][keep]
-    switch = sessions["switch_name"][q].reset_index(drop=True)[keep]
-    loc = location_of_switch(t, switch, p, metric).to_numpy(dtype=object)
-    region = pd.Series(loc).map(region_of_location(t)).to_numpy(dtype=object)
-    unit = None
-    if t.business_units:
-        by_agent = (agent_bu if agent_bu is not None else pd.DataFrame(
-            {"agent_id": [], "bu_id": []})).set_index("agent_id")["bu_id"]
-        unit = pd.Series(agent).map(by_agent).fillna(t.default_bu_id).to_numpy(dtype=object)
+    counted = np.flatnonzero(q)[keep]
+    agent = agent[counted]
+    region = region_of_switch(t, sessions["switch_name"].iloc[counted], p, metric)
+    unit = unit_of_agent(t, agent, agent_bu) if t.business_units else None
     rows, minutes = [], []
     for tier3, reg, m in _scope_masks(t, region, unit):
         mk, ms, me = kernels.merge_by_key(agent[m], s[m], e[m], p.start)
@@ -141,7 +166,7 @@ def compute_seats(
         span = st.peak_span()
         at_peak = kernels.active_at(mk, ms, me, span[0]) if span else ()
         rows.append(_row(metric, tier3, reg, 1, st.peak, span, at_peak))
-        enabled = np.unique(mk)
+        enabled = kernels.distinct(mk)
         # Enabled is stored even when only the month bills it (seats_outbound).
         rows.append(_row(metric, tier3, reg, 2, len(enabled), None, enabled))
         mr = _minute_rows(metric, tier3, reg, st, p)
@@ -155,16 +180,14 @@ def compute_gvp(
 ) -> Results:
     start, end, open_ = _arrays(cdrs)
     s, e, keep = kernels.close_and_clip(start, end, open_, p.start, p.end)
-    loc = cdrs["location"].to_numpy(dtype=object)[keep]
-    region = pd.Series(loc).map(region_of_location(t)).to_numpy(dtype=object)
+    region = region_of_location(t, cdrs["location"])[keep]
     unit = None
     if t.business_units:
         key = ["cdr_id", "location"]
         kept = cdrs.loc[keep, key].reset_index(drop=True)
         if cdr_bu is not None and len(cdr_bu):
             kept = kept.merge(cdr_bu[[*key, "bu_id"]], on=key, how="left", sort=False)
-        unit = kept.get("bu_id", pd.Series(index=kept.index, dtype=object))
-        unit = unit.fillna(t.default_bu_id).to_numpy(dtype=object)
+        unit = scope_of_unit(t, kept.get("bu_id", pd.Series(index=kept.index, dtype=object)))
     rows, minutes = [], []
     for tier3, reg, m in _scope_masks(t, region, unit):
         if metric == "gvp_ports":

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import attribution, datasets, storage
 from .compute import compute_gvp, compute_seats, seat_inputs
@@ -32,6 +33,9 @@ from .emission import Bundle, build_files, period_folder, publish
 from .plan import CONFIG_SNAPSHOTS
 
 DsnFor = Callable[[str], str]  # Airflow conn id -> libpq DSN
+
+SPAN = ["start_ts", "end_ts"]  # the interval columns of the session datasets
+
 
 def _stage(t: TenantConfig, area: str, day: dt.date, name: str) -> str:
     return storage.join(t.staging_root, t.id, area, day.isoformat(), f"{name}.parquet")
@@ -92,36 +96,44 @@ def _tagged_cdrs(
 
 def derive(t: TenantConfig, day: dt.date, name: str, voice_calls: str) -> str:
     """tfn_durations / pstn_durations from the day's voice_calls (test calls left out)."""
-    calls = storage.read_table(voice_calls).to_pandas()
-    tests = set(t.test_numbers)
-    is_test = calls["ani"].isin(tests) | calls["dnis"].isin(tests)
-    dnis = calls["dnis"].fillna("").astype(str)
-    tfn = np.zeros(len(calls), dtype=bool)
+    calls = storage.read_table(voice_calls)
+    tests = pa.array(t.test_numbers, pa.string())
+    is_test = pc.or_(pc.is_in(calls["ani"], value_set=tests),  # a null is in no list
+                     pc.is_in(calls["dnis"], value_set=tests))
+    dnis = pc.fill_null(calls["dnis"], "")
+    tfn = pa.array(np.zeros(len(calls), dtype=bool))
     for prefix in t.tfn_prefixes:
-        tfn |= dnis.str.startswith(prefix).to_numpy()
-    keep = ~is_test.to_numpy() & (tfn if name == "tfn_durations" else ~tfn)
-    part = calls[keep].copy()
-    part["duration"] = (part["end_ts"] - part["start_ts"]).astype("Int64")
-    table = pa.Table.from_pandas(part, schema=datasets.SCHEMAS[name], preserve_index=False)
+        tfn = pc.or_(tfn, pc.starts_with(dnis, prefix))
+    part = calls.filter(pc.and_(pc.invert(is_test), tfn if name == "tfn_durations"
+                                else pc.invert(tfn)))
+    part = part.append_column("duration", pc.subtract(part["end_ts"], part["start_ts"]))
     path = dataset_path(t, day, name)
-    datasets.write_batches(path, name, table.to_batches())
+    datasets.write_batches(path, name, part.select(datasets.SCHEMAS[name].names).to_batches())
     return path
 
 
 # ---------------------------------------------------------------- attribute
 
 
+def _read(path: str, columns: list[str] | None = None) -> pa.Table:
+    """A Parquet file, only `columns` of it (the others are never decoded)."""
+    import pyarrow.parquet as pq
+
+    src = pa.BufferReader(storage.read_bytes(path)) if storage.is_url(path) else path
+    return pq.read_table(src, columns=columns)
+
+
 def _frame(path: str | None, columns: list[str] | None = None) -> pd.DataFrame | None:
+    """A file as a DataFrame; each step asks only for the columns it uses."""
     if path is None:
         return None
-    return storage.read_table(path).to_pandas()[columns] if columns else storage.read_table(
-        path).to_pandas()
+    return _read(path, columns).to_pandas()
 
 
 def attribute_agents(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> str:
     """agent_id → BU for every agent of the day's session datasets."""
     ids = [
-        storage.read_table(paths[n]).column("agent_id").to_numpy(zero_copy_only=False)
+        _read(paths[n], ["agent_id"]).column("agent_id").to_numpy(zero_copy_only=False)
         for n in ("sm_fact", "mm_sessions")
         if n in paths
     ]
@@ -140,11 +152,11 @@ def attribute_agents(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> st
 
 def attribute_cdrs(t: TenantConfig, day: dt.date, paths: dict[str, str], agent_bu: str) -> str:
     """cdr_id → BU for the day's GVP CDRs."""
-    cdrs = _frame(paths["gvp_cdrs"])
+    cdrs = _frame(paths["gvp_cdrs"], ["cdr_id", "location", "callid"])
     if t.business_units:
-        calls = pd.concat(
-            [_frame(paths["tfn_durations"]), _frame(paths["pstn_durations"])], ignore_index=True
-        )
+        keys = ["start_ts", "callid", "dnis", "agent_id"]
+        calls = pd.concat([_frame(paths["tfn_durations"], keys),
+                           _frame(paths["pstn_durations"], keys)], ignore_index=True)
         table = attribution.cdr_units(t, cdrs, calls, _frame(agent_bu))
     else:
         table = pd.DataFrame({"cdr_id": cdrs["cdr_id"], "location": cdrs["location"],
@@ -161,11 +173,15 @@ def compute(t: TenantConfig, day: dt.date, metric: str, paths: dict[str, str]) -
     """One metric's values for every region and scope; per-minute peaks beside them."""
     p = billing_day(day, t.timezone)
     if metric in GVP_METRICS:
-        res = compute_gvp(t, p, metric, _frame(paths["gvp_cdrs"]), _frame(paths.get("cdr_bu")))
+        cdrs = _frame(paths["gvp_cdrs"], ["cdr_id", "location", "start_ts", "end_ts"])
+        res = compute_gvp(t, p, metric, cdrs, _frame(paths.get("cdr_bu")))
     else:
         sessions, events = seat_inputs(
-            metric, _frame(paths.get("sm_fact")), _frame(paths.get("mm_sessions")),
-            _frame(paths.get("agent_switch")), _frame(paths["handled"]),
+            metric,
+            _frame(paths.get("sm_fact"), ["agent_id", "media", "switch_name", *SPAN]),
+            _frame(paths.get("mm_sessions"), ["agent_id", *SPAN]),
+            _frame(paths.get("agent_switch")),
+            _frame(paths["handled"], ["agent_id", "media", "start_ts", "ocs"]),
         )
         res = compute_seats(t, p, metric, sessions, events, _frame(paths.get("agent_bu")))
     path = work_path(t, day, metric)
@@ -211,7 +227,8 @@ def emit_daily(
     storage.write_table(results_path(t, day, "usage"),
                         pa.Table.from_pandas(minutes, preserve_index=False))
     storage.write_table(results_path(t, day, "handled"),
-                        _handled_minutes(_frame(dataset_paths["handled"]), p))
+                        _handled_minutes(_frame(dataset_paths["handled"], ["media", "start_ts"]),
+                                         p))
     return publish(t, p, bundle)
 
 

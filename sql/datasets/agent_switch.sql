@@ -4,7 +4,7 @@
 -- params: tenant_key
 SELECT DISTINCT ON (r.resource_cfg_dbid)
        r.resource_cfg_dbid::bigint AS agent_id,
-       r.switch_name AS switch_name
+       r.switch_name::text AS switch_name
 FROM resource_ r
 WHERE r.resource_type_code = 'AGENT'
   AND r.resource_cfg_dbid IS NOT NULL

@@ -2,7 +2,7 @@
 -- intersect the billing day. The extract tags each row with that connection's location.
 -- params: day_start, day_end, lookback_start
 SELECT c.cdr_id::bigint AS cdr_id,
-       c.callid AS callid,
+       c.callid::text AS callid,
        c.start_ts::bigint AS start_ts,
        c.end_ts::bigint AS end_ts
 FROM gvp_cdr c

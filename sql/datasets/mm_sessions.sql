@@ -1,7 +1,7 @@
 -- mm_sessions (SPEC §4): multimedia login sessions (Interaction Server) that intersect
 -- the billing day. AGENTID is the Person DBID; open while TERMINATED_TS is null.
 -- params: day_start, day_end, lookback_start, tenant_dbid
-SELECT s.loginsessionid AS login_session_id,
+SELECT s.loginsessionid::text AS login_session_id,
        s.agentid::bigint AS agent_id,
        s.created_ts::bigint AS start_ts,
        s.terminated_ts::bigint AS end_ts

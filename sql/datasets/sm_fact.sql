@@ -4,7 +4,7 @@
 SELECT f.sm_res_session_fact_key::bigint AS session_id,
        r.resource_cfg_dbid::bigint AS agent_id,
        upper(coalesce(m.media_name_code, m.media_name)) AS media,
-       r.switch_name AS switch_name,
+       r.switch_name::text AS switch_name,
        f.start_ts::bigint AS start_ts,
        (CASE WHEN f.active_flag = 1 THEN NULL ELSE f.end_ts END)::bigint AS end_ts
 FROM sm_res_session_fact f

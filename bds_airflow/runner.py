@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bds_metrics.config import ConfigError, TenantConfig
@@ -29,14 +30,39 @@ def check_range(t: TenantConfig, first: dt.date, last: dt.date) -> list[dt.date]
 
 
 def load_dag(t: TenantConfig):  # -> airflow DAG
+    """The tenant's DAG, parsed as a worker would: its own DAG file, its DAG alone."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    dag = bag.get_dag(f"bds_{t.id}")
+    folder = os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
+    dag_id = f"bds_{t.id}"
+    before = os.environ.get(PARSING_DAG_ID)
+    os.environ[PARSING_DAG_ID] = dag_id  # Airflow's parsing context: build this DAG only
+    try:
+        bag = DagBag(dag_folder=dag_file_of(t, folder))
+    finally:
+        if before is None:
+            os.environ.pop(PARSING_DAG_ID, None)
+        else:
+            os.environ[PARSING_DAG_ID] = before
+    dag = bag.get_dag(dag_id)
     if dag is None:
         errors = "; ".join(f"{k}: {v}" for k, v in bag.import_errors.items())
-        raise ConfigError(f"DAG bds_{t.id} not found in {bag.dag_folder}. {errors}".strip())
+        raise ConfigError(f"DAG {dag_id} not found in {bag.dag_folder}. {errors}".strip())
     return dag
+
+
+PARSING_DAG_ID = "_AIRFLOW_PARSING_CONTEXT_DAG_ID"
+
+
+def dag_file_of(t: TenantConfig, folder: str) -> str:
+    """The bds DAG file that builds the tenant's DAG (else the whole folder)."""
+    from .dag_factory import file_part, tenant_part
+
+    for f in sorted(Path(folder).glob("bds_tenants_*_of_*.py")):
+        k, n = file_part(str(f))
+        if tenant_part(t.id, n) == k:
+            return str(f)
+    return folder
 
 
 def run_after(t: TenantConfig, day: dt.date):

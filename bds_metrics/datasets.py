@@ -24,12 +24,15 @@ many objects: apache/arrow-adbc#1755); each extract task opens its own connectio
 from __future__ import annotations
 
 import json
+import queue
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -203,6 +206,59 @@ def query_batches(dsn: str, sql: str, params: tuple[object, ...]) -> Iterator[pa
             cur.close()
     finally:
         conn.close()
+
+
+def read_concurrently(streams: list[Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
+    """Every stream's batches, stream 0's first, then 1's, ...; all read at once.
+
+    Each stream (one source database's query) is drained by a thread of its own, so the
+    servers work in parallel; the later streams wait in memory until their turn, so the
+    file's row order is the streams' order, the same on every run. A stream's error is
+    raised when its turn comes; the other threads stop at their next batch.
+    """
+    if len(streams) < 2:
+        for s in streams:
+            yield from s
+        return
+    stop = threading.Event()
+    queues: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in streams]
+
+    def drain(stream: Iterator[pa.RecordBatch], q: queue.SimpleQueue[Any]) -> None:
+        try:
+            for b in stream:
+                if stop.is_set():
+                    return
+                q.put(b)
+            q.put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(_Failed(exc))
+        finally:
+            close = getattr(stream, "close", None)
+            if close:
+                close()
+
+    threads = [threading.Thread(target=drain, args=(s, q), daemon=True)
+               for s, q in zip(streams, queues, strict=True)]
+    for th in threads:
+        th.start()
+    try:
+        for q in queues:
+            while (item := q.get()) is not _END:
+                if isinstance(item, _Failed):
+                    raise item.exc
+                yield item
+    finally:
+        stop.set()
+        for th in threads:
+            th.join()
+
+
+_END = object()
+
+
+@dataclass
+class _Failed:
+    exc: BaseException
 
 
 def _first_line(exc: BaseException) -> str:

@@ -85,13 +85,18 @@ def extract(
 def _tagged_cdrs(
     t: TenantConfig, sql: str, params: tuple[object, ...], dsn_for: DsnFor
 ) -> Iterator[pa.RecordBatch]:
-    for conn_id, location in t.gvp_sources():
+    """Every GVP source's CDRs tagged with its location; the sources are read at once.
+    The connections are looked up here, in the task's thread (Airflow's comms)."""
+
+    def source(dsn: str, conn_id: str, location: str) -> Iterator[pa.RecordBatch]:
         try:
-            for b in datasets.query_batches(dsn_for(conn_id), sql, params):
+            for b in datasets.query_batches(dsn, sql, params):
                 loc = pa.array([location] * b.num_rows, pa.string())
                 yield b.append_column("location", loc)
         except datasets.SourceError as exc:
             raise datasets.SourceError(f"dataset gvp_cdrs, connection {conn_id}: {exc}") from exc
+
+    return datasets.read_concurrently([source(dsn_for(c), c, loc) for c, loc in t.gvp_sources()])
 
 
 def derive(t: TenantConfig, day: dt.date, name: str, voice_calls: str) -> str:

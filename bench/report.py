@@ -138,9 +138,13 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
                                                     else f"by {rss - limit:,.0f} MB")])
     for p in results["parse"]:
         if p["tenants"] == 1000:
-            sec = p["parse_seconds"]
+            sec = min(p["parse_seconds"], p.get("parallel_seconds", p["parse_seconds"]))
+            how = (f"{p['parallel_seconds']:.1f} s in {p['processes']} processes, "
+                   f"{p['parse_seconds']:.1f} s in one; Airflow's floor "
+                   f"{p['floor_seconds']:.1f} s" if "parallel_seconds" in p else
+                   f"{sec:.1f} s")
             rows.append([f"parse 1000 tenants' DAGs < {PARSE_SECONDS:g} s beyond the Airflow "
-                         "import", f"{sec:.1f} s (the import: {p['import_seconds']:.1f} s)",
+                         "import", f"{how} (the import: {p['import_seconds']:.1f} s)",
                          _verdict(sec < PARSE_SECONDS, "" if sec < PARSE_SECONDS else
                                   f"by {sec - PARSE_SECONDS:.1f} s, {sec / PARSE_SECONDS:.1f}×")])
     return rows
@@ -273,14 +277,26 @@ def render(results: dict[str, Any]) -> str:
                 f"{_fit(m, [x['rss'] for x in e])} MB.", ""]
     out += ["## DAG parsing", "",
             "A fresh process per size: import Airflow (`airflow.sdk`, the DagBag), then "
-            "`DagBag(dags/)` with a configuration of N copies of the demo tenant (20 tasks "
-            "each); the configuration's load (YAML and validation) is timed again after.", ""]
+            "parse `dags/` (its part files `bds_tenants_<k>_of_4.py`) with a configuration of "
+            "N copies of the demo tenant (20 tasks each): in one process (`DagBag(dags/)`), "
+            "then as the DAG processor does, each file in a forked process, "
+            "`[dag_processor] parsing_processes` at a time. Airflow's floor: the time Airflow "
+            "itself takes to build as many DAGs of as many bare no-op operators (same DAG "
+            "arguments, no groups, no dependencies); no DAG of 20 tasks can be parsed faster. "
+            "The configuration's load (YAML and validation) is timed again alone.", ""]
     rows = [[str(p["tenants"]), str(p["dags"]), f"{p['tasks']:,}", _s(p["import_seconds"]),
-             _s(p["parse_seconds"]), _s(p["config_seconds"]),
-             f"{1000 * p['parse_seconds'] / max(p['dags'], 1):.1f}", str(p["errors"])]
+             _s(p["parse_seconds"]),
+             f"{_s(p['parallel_seconds'])} ({p['processes']})" if "parallel_seconds" in p
+             else "", _s(p["floor_seconds"]) if "floor_seconds" in p else "",
+             _s(p["config_seconds"]),
+             f"{1000 * p['parse_seconds'] / max(p['dags'], 1):.1f}",
+             f"{1000 * p['floor_seconds'] / max(p['dags'], 1):.1f}" if "floor_seconds" in p
+             else "", str(p["errors"])]
             for p in parse]
-    out += [_table(["tenants", "DAGs", "tasks", "Airflow import s", "parse s",
-                    "of which the config s", "ms per DAG", "import errors"], rows), ""]
+    out += [_table(["tenants", "DAGs", "tasks", "Airflow import s", "parse s, one process",
+                    "parse s, DAG processor (processes)", "Airflow's floor s",
+                    "of the parse: the config s", "ms per DAG", "floor ms per DAG",
+                    "import errors"], rows), ""]
     if NOTES.exists():
         out += [NOTES.read_text(encoding="utf-8").rstrip(), ""]
     return "\n".join(out)

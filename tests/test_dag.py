@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+DAG_FILES = sorted((REPO / "dags").glob("bds_tenants_*_of_*.py"))
 
 CONFIG = """
 defaults: {output_root: /tmp/bds-dagtest/out, staging_root: /tmp/bds-dagtest/st, retries: 4}
@@ -99,7 +100,8 @@ def test_parsing_imports_no_pandas_and_opens_no_database(tmp_path):
         import sys, runpy
         import airflow.sdk  # Airflow itself, before the DAG file
         before = set(sys.modules)
-        runpy.run_path({str(REPO / "dags" / "bds_tenants.py")!r})
+        for f in {[str(f) for f in DAG_FILES]!r}:
+            runpy.run_path(f)
         new = set(sys.modules) - before
         bad = sorted(m for m in new if m.split(".")[0] in
                      ("pandas", "pyarrow", "numpy", "psycopg", "psycopg2", "adbc_driver_postgresql",
@@ -120,8 +122,10 @@ def test_bad_config_is_an_import_error_with_one_clear_message(tmp_path, monkeypa
 
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert bag.dag_ids == []
-    (err,) = bag.import_errors.values()
-    assert f"{cfg}: tenant 'acme': key timezone: unknown time zone 'Mars/Olympus'" in err
+    # every part file says the same thing: no DAG file stays up with the old DAGs
+    assert sorted(bag.import_errors) == [str(f) for f in DAG_FILES]
+    for err in bag.import_errors.values():
+        assert f"{cfg}: tenant 'acme': key timezone: unknown time zone 'Mars/Olympus'" in err
 
 
 def test_a_task_parse_builds_only_its_own_dag(tmp_path):
@@ -130,10 +134,66 @@ def test_a_task_parse_builds_only_its_own_dag(tmp_path):
     cfg.write_text(CONFIG)
     code = textwrap.dedent(f"""
         import runpy
-        ns = runpy.run_path({str(REPO / "dags" / "bds_tenants.py")!r})
+        ns = {{}}
+        for f in {[str(f) for f in DAG_FILES]!r}:
+            ns.update(runpy.run_path(f))
         print("DAGS", sorted(k for k in ns if k.startswith("bds_")))
     """)
     env = {**os.environ, "BDS_CONFIG": str(cfg), "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "bds_globex",
            "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "extract.sm_fact"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert "DAGS ['bds_globex']" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+def test_tenants_are_spread_over_the_part_files_each_in_exactly_one(tmp_path, monkeypatch):
+    from bds_airflow.dag_factory import file_part, tenant_dags, tenant_part
+
+    assert [file_part(str(f)) for f in DAG_FILES] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    cfg = tmp_path / "bds.yaml"
+    ids = [f"t{i:03d}" for i in range(40)]
+    tenants = "".join(f"""
+  - id: {i}
+    name: {i}
+    production_date: 2026-01-01
+    metrics: [seats_chat]
+    regions: [{{code: eu, locations: [{{code: d, switches: []}}]}}]""" for i in ids)
+    cfg.write_text("defaults: {output_root: /tmp/o, staging_root: /tmp/s}\ntenants:" + tenants)
+    built = [set(tenant_dags(str(cfg), str(f))) for f in DAG_FILES]
+    assert sorted(d for part in built for d in part) == [f"bds_{i}" for i in ids]
+    assert all(part for part in built)  # 40 tenants reach every part
+    # the part is a stable hash of the id (CRC-32), not Python's per-process hash()
+    assert [tenant_part(i, 4) for i in ("acme", "globex", "t000", "t001")] == [3, 3, 1, 3]
+    with pytest.raises(ValueError, match="bds_tenants_<k>_of_<n>.py"):
+        file_part("dags/bds_tenants_5_of_4.py")
+
+
+def test_bds_run_parses_only_the_tenants_own_file_and_dag(tmp_path, monkeypatch):
+    from bds_airflow.runner import PARSING_DAG_ID, dag_file_of, load_dag
+    from bds_metrics.config import load_config
+
+    cfg = tmp_path / "bds.yaml"
+    cfg.write_text(CONFIG)
+    monkeypatch.setenv("BDS_CONFIG", str(cfg))
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+    t = load_config(str(cfg)).tenants[1]
+    assert dag_file_of(t, str(REPO / "dags")) == str(REPO / "dags" / "bds_tenants_3_of_4.py")
+    dag = load_dag(t)
+    assert dag.dag_id == "bds_globex" and PARSING_DAG_ID not in os.environ
+
+
+def test_run_options_come_from_the_run_conf_and_must_be_booleans(tmp_path):
+    from bds_airflow.steps import run_option
+    from bds_metrics.config import ConfigError, load_config
+
+    cfg = tmp_path / "bds.yaml"
+    cfg.write_text(CONFIG.replace("    retries: 0\n",
+                                  "    retries: 0\n    wait_for_settle: false\n"))
+    acme, globex = load_config(str(cfg)).tenants
+    assert run_option(acme, None, "wait_for_settle") is True  # scheduled: the config
+    assert run_option(globex, {}, "wait_for_settle") is False
+    assert run_option(acme, {"wait_for_settle": False}, "wait_for_settle") is False
+    assert run_option(acme, {}, "reextract_config") is False
+    assert run_option(acme, {"reextract_config": True}, "reextract_config") is True
+    with pytest.raises(ConfigError, match="tenant 'acme': run conf key reextract_config: "
+                                          "must be true or false, not 'yes'"):
+        run_option(acme, {"reextract_config": "yes"}, "reextract_config")

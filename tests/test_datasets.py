@@ -173,3 +173,55 @@ def test_missing_table_names_the_dataset_and_table(tmp_path, new_db):
 def test_unreachable_database_is_a_source_error(tmp_path):
     with pytest.raises(datasets.SourceError, match="cannot connect"):
         rows(tmp_path, "sm_fact", "host=127.0.0.1 port=1 dbname=x user=postgres")
+
+
+def test_gvp_sources_are_read_at_once_in_source_order(tmp_path, new_db):
+    """Two GVP databases: the file holds the first source's rows, then the second's, each
+    tagged with its location, whatever query finishes first; a failing source is named."""
+    from types import SimpleNamespace
+
+    from bds_metrics import pipeline
+
+    big, small = new_db("gvp"), new_db("gvp")
+    insert(big, {"gvp_cdr": [(i, f"B{i}", "p", D0 + i, D0 + i + 60) for i in range(1, 3001)]},
+           base=False)
+    insert(small, {"gvp_cdr": [(1, "S1", "p", D0 + 5, D0 + 65), (7, "S7", "p", D0, D0 + 1)]},
+           base=False)
+    t = SimpleNamespace(gvp_sources=lambda: [("gvp_us", "us1"), ("gvp_eu", "eu1")])
+    dsns = {"gvp_us": big, "gvp_eu": small}
+    sql, params = datasets.bind("gvp_cdrs", VALUES)
+    path = str(tmp_path / "gvp.parquet")
+    datasets.write_batches(path, "gvp_cdrs", pipeline._tagged_cdrs(t, sql, params, dsns.get))
+    got = [(r["cdr_id"], r["location"]) for r in pq.read_table(path).to_pylist()]
+    assert got == [(i, "us1") for i in range(1, 3001)] + [(1, "eu1"), (7, "eu1")]
+
+    dsns["gvp_eu"] = "host=127.0.0.1 port=1 dbname=x user=postgres"
+    with pytest.raises(datasets.SourceError, match="dataset gvp_cdrs, connection gvp_eu: cannot"):
+        datasets.write_batches(path + "2", "gvp_cdrs",
+                               pipeline._tagged_cdrs(t, sql, params, dsns.get))
+
+
+def test_read_concurrently_keeps_stream_order_and_raises_a_stream_error():
+    import threading
+
+    import pyarrow as pa
+
+    def stream(tag: str, n: int, fail: bool = False):
+        for i in range(n):
+            yield pa.record_batch({"x": [f"{tag}{i}"]})
+        if fail:
+            raise datasets.SourceError(f"{tag} broke")
+
+    got = [b.column(0)[0].as_py() for b in
+           datasets.read_concurrently([stream("a", 3), stream("b", 2), stream("c", 0)])]
+    assert got == ["a0", "a1", "a2", "b0", "b1"]
+    seen = []
+    with pytest.raises(datasets.SourceError, match="b broke"):
+        for b in datasets.read_concurrently([stream("a", 2), stream("b", 1, fail=True)]):
+            seen.append(b.column(0)[0].as_py())
+    assert seen == ["a0", "a1", "b0"]  # what came before the failure, in order
+    before = threading.active_count()
+    it = datasets.read_concurrently([stream("a", 1000), stream("b", 1000)])
+    next(it)
+    it.close()  # the consumer stops early (its writer failed): the readers stop too
+    assert threading.active_count() == before

@@ -535,7 +535,11 @@ def test_dag_has_month_report_after_month_files(env, monkeypatch):
     assert report_task.upstream_task_ids == {"monthly.month_files"}
     assert report_task.max_active_tis_per_dag == 1
     # an incomplete month writes no report
-    assert report_task.python_callable("month incomplete: 3 of 31 days missing") == \
+    from bds_airflow.steps import STEPS
+
+    step = STEPS[report_task.step]
+    assert step(report_task.tenant, None, None,
+                {"month_folder": "month incomplete: 3 of 31 days missing"}, {}) == \
         "no report: month incomplete: 3 of 31 days missing"
 
 

@@ -1,0 +1,173 @@
+"""The two Airflow operators of a tenant's DAG: one pipeline step, and the settle sensor.
+
+Classic operators rather than TaskFlow functions: the DAG processor builds every
+tenant's DAG on each parse, and a `@task` costs three times as much to build (a closure,
+signature inspection, three nested `apply_defaults`). The step's inputs are XComArgs in
+the templated `inputs` field: Airflow sets the dependencies from them at parse time and
+resolves them to the upstream tasks' paths at run time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from airflow.sdk import BaseOperator, BaseSensorOperator
+
+from bds_metrics.config import ConfigError, TenantConfig
+
+# Run options a trigger may pass as conf (`bds run` does); the defaults are the scheduled
+# run's. Not DAG Params: Airflow deep-copies a DAG's Params into every task it builds.
+RUN_OPTIONS = ("reextract_config", "wait_for_settle")
+
+
+def run_option(t: TenantConfig, conf: Mapping[str, Any] | None, key: str) -> bool:
+    """A boolean run option from the run's conf: a wrong type fails the task, no retry."""
+    default = {"reextract_config": False, "wait_for_settle": t.wait_for_settle}[key]
+    value = (conf or {}).get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"tenant {t.id!r}: run conf key {key}: must be true or false, "
+                          f"not {value!r}")
+    return value
+
+
+def _fail_fast(exc: BaseException) -> BaseException:
+    """Configuration problems fail the task without retries; the rest may retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from bds_metrics.compute import MappingError
+
+    if isinstance(exc, ConfigError | MappingError):
+        return AirflowFailException(str(exc))
+    return exc
+
+
+def _day(t: TenantConfig, context: Mapping[str, Any]) -> dt.date:
+    """The task's billing day. Every step calls this first, so it also routes the
+    tenant's object-storage roots through Airflow's connections (object_storage)."""
+    from bds_metrics.days import day_of_interval_start
+
+    from .object_storage import install
+
+    install()
+    return day_of_interval_start(context["data_interval_start"], t.timezone)
+
+
+def _conf(context: Mapping[str, Any]) -> Mapping[str, Any]:
+    run = context.get("dag_run")
+    return getattr(run, "conf", None) or {}
+
+
+# step(t, day, name, inputs, conf) -> the path (or message) the task returns as its XCom.
+def _extract(t, day, name, inputs, conf):
+    from bds_metrics import pipeline
+
+    from .connections import get_dsn
+
+    return pipeline.extract(t, day, name, get_dsn,
+                            reextract_config=run_option(t, conf, "reextract_config"))
+
+
+def _derive(t, day, name, inputs, conf):
+    from bds_metrics import pipeline
+
+    return pipeline.derive(t, day, name, inputs["voice_calls"])
+
+
+def _agent_bu(t, day, name, inputs, conf):
+    from bds_metrics import pipeline
+
+    return pipeline.attribute_agents(t, day, inputs["datasets"])
+
+
+def _cdr_bu(t, day, name, inputs, conf):
+    from bds_metrics import pipeline
+
+    return pipeline.attribute_cdrs(t, day, inputs["datasets"], inputs["agent_bu"])
+
+
+def _compute(t, day, name, inputs, conf):
+    from bds_metrics import pipeline
+
+    return pipeline.compute(t, day, name, inputs["inputs"])
+
+
+def _daily_files(t, day, name, inputs, conf):
+    from bds_metrics import pipeline
+
+    return pipeline.emit_daily(t, day, inputs["metrics"], inputs["datasets"], inputs["maps"])
+
+
+def _month_files(t, day, name, inputs, conf):
+    from bds_metrics import pipeline
+
+    folder = pipeline.emit_monthly(t, day)
+    if folder is None:
+        days, missing = pipeline.month_status(t, day)
+        return f"month incomplete: {len(missing)} of {len(days)} days missing"
+    return folder
+
+
+def _month_report(t, day, name, inputs, conf):
+    # The month's usage report (SPEC §10), for people: beside the month's files but not
+    # in its manifest; `publish` removes only stale *.csv, so it stays.
+    month_folder = inputs["month_folder"]
+    if month_folder.startswith("month incomplete"):
+        return f"no report: {month_folder}"
+    from bds_metrics import report
+
+    return report.write_month_report(t, day, month_folder)
+
+
+STEPS: dict[str, Callable[..., str]] = {
+    "extract": _extract, "derive": _derive, "agent_bu": _agent_bu, "cdr_bu": _cdr_bu,
+    "compute": _compute, "daily_files": _daily_files, "month_files": _month_files,
+    "month_report": _month_report,
+}
+
+
+class BdsStepOperator(BaseOperator):
+    """One step of a tenant's billing day (`STEPS`); returns the path it wrote."""
+
+    template_fields = ("inputs",)
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, tenant: TenantConfig, step: str, name: str | None = None,
+                 inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if step not in STEPS:
+            raise ValueError(f"unknown bds step {step!r}")
+        self.tenant = tenant
+        self.step = step
+        self.name = name
+        self.inputs = inputs or {}
+
+    def execute(self, context: Any) -> str:
+        t = self.tenant
+        try:
+            day = _day(t, context)
+            return STEPS[self.step](t, day, self.name, self.inputs, _conf(context))
+        except Exception as exc:
+            raise _fail_fast(exc) from exc
+
+
+class SettledSensor(BaseSensorOperator):
+    """Waits until `settle_hours` after the billing day's end (unless the run's conf says
+    `wait_for_settle: false`): the Info Mart's ETL has then loaded the day."""
+
+    def __init__(self, *, tenant: TenantConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tenant = tenant
+
+    def poke(self, context: Any) -> bool:
+        from bds_metrics.days import billing_day
+
+        t = self.tenant
+        try:
+            day = _day(t, context)
+            waiting = run_option(t, _conf(context), "wait_for_settle")
+        except Exception as exc:
+            raise _fail_fast(exc) from exc
+        ready_at = billing_day(day, t.timezone).end + int(t.settle_hours * 3600)
+        return not waiting or dt.datetime.now(dt.UTC).timestamp() >= ready_at

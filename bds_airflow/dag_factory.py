@@ -118,10 +118,9 @@ def build_dag(t: TenantConfig) -> Any:
                 k: paths[k] for k in ("sm_fact", "mm_sessions", "agent_resource", "folder")
                 if k in paths}}).output}
             if any(m in GVP_METRICS for m in t.metrics):
-                maps["cdr_bu"] = step("cdr_bu", "cdr_bu", inputs={
-                    "datasets": {k: paths[k]
-                                 for k in ("gvp_cdrs", "tfn_durations", "pstn_durations")},
-                    "agent_bu": maps["agent_bu"]}).output
+                maps["cdr_bu"] = step("cdr_bu", "cdr_bu", inputs={"datasets": {
+                    k: paths[k] for k in ("gvp_cdrs", "tfn_durations", "pstn_durations",
+                                          "agent_resource", "folder")}}).output
 
         with TaskGroup("compute"):
             results = {m: step(m, "compute", m, {"inputs": {**_inputs_of(m, paths),

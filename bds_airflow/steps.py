@@ -84,7 +84,7 @@ def _agent_bu(t, day, name, inputs, conf):
 def _cdr_bu(t, day, name, inputs, conf):
     from bds_metrics import pipeline
 
-    return pipeline.attribute_cdrs(t, day, inputs["datasets"], inputs["agent_bu"])
+    return pipeline.attribute_cdrs(t, day, inputs["datasets"])
 
 
 def _compute(t, day, name, inputs, conf):

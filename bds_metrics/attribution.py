@@ -121,14 +121,17 @@ def cdr_units(
 
     A CDR id is unique only within one GVP database, hence the location in the key.
     Most CALLIDs have one attributable call; only the calls of those with several are
-    sorted. (A null CALLID matches calls with a null CALLID, as pandas matches nulls.)
+    sorted. A CALLID "equals" as in SQL: a null one matches nothing, so a CDR without a
+    CALLID stays in the default BU (SPEC §4), whatever calls lack a CALLID too.
+    `agent_bu` holds the BU of every agent id of `calls` (`agent_units`).
     """
     bu_id = np.full(len(cdrs), t.default_bu_id, dtype=object)
     reason = np.where(cdrs["callid"].isna().to_numpy(), NO_CALLID, OK).astype(object)
     if len(calls) and len(cdrs):
         unit = call_units(t, calls, agent_bu)
         keys = ["start_ts", "callid", "dnis", "agent_id"]
-        c = calls.loc[unit >= 0, keys].assign(unit=unit[unit >= 0])
+        usable = (unit >= 0) & calls["callid"].notna().to_numpy()
+        c = calls.loc[usable, keys].assign(unit=unit[usable])
         several = c["callid"].duplicated(keep=False).to_numpy()
         if several.any():
             first = c[several].sort_values(keys, na_position="last", kind="stable")

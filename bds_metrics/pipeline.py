@@ -155,14 +155,22 @@ def attribute_agents(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> st
     return path
 
 
-def attribute_cdrs(t: TenantConfig, day: dt.date, paths: dict[str, str], agent_bu: str) -> str:
-    """cdr_id → BU for the day's GVP CDRs."""
+def attribute_cdrs(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> str:
+    """cdr_id → BU for the day's GVP CDRs.
+
+    A call's agent counts by the folder rule (SPEC §6) whether or not the agent had a
+    session in the day's session datasets (a call can end after its agent logged out,
+    its CDR after midnight): so the calls' own agents are attributed here.
+    """
     cdrs = _frame(paths["gvp_cdrs"], ["cdr_id", "location", "callid"])
     if t.business_units:
         keys = ["start_ts", "callid", "dnis", "agent_id"]
         calls = pd.concat([_frame(paths["tfn_durations"], keys),
                            _frame(paths["pstn_durations"], keys)], ignore_index=True)
-        table = attribution.cdr_units(t, cdrs, calls, _frame(agent_bu))
+        agents = calls["agent_id"].dropna().to_numpy(dtype=np.int64)
+        agent_bu = attribution.agent_units(
+            t, agents, _frame(paths["agent_resource"]), _frame(paths["folder"]))
+        table = attribution.cdr_units(t, cdrs, calls, agent_bu)
     else:
         table = pd.DataFrame({"cdr_id": cdrs["cdr_id"], "location": cdrs["location"],
                               "bu_id": t.default_bu_id, "reason": ""})
@@ -359,7 +367,7 @@ def run_day(t: TenantConfig, day: dt.date, dsn_for: DsnFor, *, reextract_config:
         paths[n] = derive(t, day, n, paths["voice_calls"])
     maps = {"agent_bu": attribute_agents(t, day, paths)}
     if any(m in t.metrics for m in GVP_METRICS):
-        maps["cdr_bu"] = attribute_cdrs(t, day, paths, maps["agent_bu"])
+        maps["cdr_bu"] = attribute_cdrs(t, day, paths)
     metric_paths = {}
     for m in t.metrics:
         inputs = {k: paths[k] for k in metric_inputs(m) if k in paths}

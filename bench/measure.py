@@ -116,12 +116,17 @@ def compute(config: str, repeat: int) -> dict[str, Any]:
     ids = np.concatenate([f["sm_fact"]["agent_id"].to_numpy(),
                           f["mm_sessions"]["agent_id"].to_numpy()])
     calls = pd.concat([f["tfn_durations"], f["pstn_durations"]], ignore_index=True)
-    agent_bu = attribution.agent_units(t, ids, f["agent_resource"], f["folder"])
-    cdr_bu = attribution.cdr_units(t, f["gvp_cdrs"], calls, agent_bu)
-    steps: dict[str, Callable[[], object]] = {
-        "agent_bu": lambda: attribution.agent_units(t, ids, f["agent_resource"], f["folder"]),
-        "cdr_bu": lambda: attribution.cdr_units(t, f["gvp_cdrs"], calls, agent_bu),
-    }
+    call_agents = calls["agent_id"].dropna().to_numpy(dtype=np.int64)
+
+    def agent_step() -> Any:
+        return attribution.agent_units(t, ids, f["agent_resource"], f["folder"])
+
+    def cdr_step() -> Any:  # as pipeline.attribute_cdrs: the calls' agents, then the CDRs
+        units = attribution.agent_units(t, call_agents, f["agent_resource"], f["folder"])
+        return attribution.cdr_units(t, f["gvp_cdrs"], calls, units)
+
+    agent_bu, cdr_bu = agent_step(), cdr_step()
+    steps: dict[str, Callable[[], object]] = {"agent_bu": agent_step, "cdr_bu": cdr_step}
     for m in t.metrics:
         if m in GVP_METRICS:
             steps[m] = lambda m=m: compute.compute_gvp(t, p, m, f["gvp_cdrs"], cdr_bu)

@@ -44,10 +44,11 @@ FOLDERS = [(1, 1, "Persons", None, 1), (2, 1, "sales", 1, 1), (3, 1, "Support", 
            (7, 1, "Collections", 99, 1), (8, 1, "Loop", 9, 1), (9, 1, "Sales", 8, 1),
            (20, 2, "Sales", None, 1)]  # another tenant's folder
 # agent -> folder: 101 Sales, 102 Sales (via nested Support), 103 Support (via Team A),
-# 104 Other (default), 105 missing parent, 106 cycle, 107 no Person, 108 null folder
+# 104 Other (default), 105 missing parent, 106 cycle, 107 no Person, 108 null folder,
+# 109 Sales but no session that day (only a voice call: its CDR is still Sales's)
 AGENTS = [(101, 1, 2, "a", "", 1), (102, 1, 3, "b", "", 1), (103, 1, 5, "c", "", 1),
           (104, 1, 6, "d", "", 1), (105, 1, 7, "e", "", 1), (106, 1, 8, "f", "", 1),
-          (108, 1, None, "h", "", 1)]
+          (108, 1, None, "h", "", 1), (109, 1, 2, "i", "", 1)]
 WANT_AGENT = {101: ("acme_BU_1", ""), 102: ("acme_BU_1", ""), 103: ("acme_BU_2", ""),
               104: ("acme_BU_0", ""), 105: ("acme_BU_0", "folder_missing_parent"),
               106: ("acme_BU_0", "folder_cycle"), 107: ("acme_BU_0", "agent_without_person"),
@@ -71,21 +72,27 @@ def _calls_and_cdrs():
         (6, 1, VOICE, 1, "X4", "+1", "+15550000000", D0 + H, D0 + H + 60),
         # X5: a Support DNIS
         (7, 1, VOICE, 1, "X5", "+1", "+18005559999", D0 + H, D0 + H + 60),
+        # no CALLID, Support DNIS: attributable, but "equals" never holds for a null
+        # CALLID, so the CDR without CALLID stays in the default BU
+        (8, 1, VOICE, 1, None, "+1", "+18005559998", D0 + H, D0 + H + 60),
+        # X6: no BU DNIS; its agent 109 (Sales) has no session in the day's datasets
+        (9, 1, VOICE, 1, "X6", "+1", "+442071234569", D0 + H, D0 + H + 60),
     ]
-    resources = [(1000 + a, 1, "AGENT", f"r{a}", "", "SW", a) for a in range(101, 109)]
+    resources = [(1000 + a, 1, "AGENT", f"r{a}", "", "SW", a) for a in range(101, 110)]
     irf = [(1, 1, 1, 1101, VOICE, D0 + H, None, 30, None),
            (4, 4, 1, 1104, VOICE, D0 + H, None, 30, None),    # Other: default BU
-           (5, 5, 1, 1101, VOICE, D0 + H + 1, None, 30, None)]  # Sales
+           (5, 5, 1, 1101, VOICE, D0 + H + 1, None, 30, None),   # Sales
+           (6, 9, 1, 1109, VOICE, D0 + H, None, 30, None)]        # Sales, no session
     cdrs = [(1, "X1", "p", D0 + H, D0 + H + 120), (2, "X2", "p", D0 + H, D0 + H + 60),
             (3, "X3", "p", D0 + H, D0 + H + 61), (4, "X4", "p", D0 + H, D0 + H + 60),
             (5, "X5", "p", D0 + H, D0 + H + 30), (6, None, "p", D0 + H, D0 + H + 30),
-            (7, "NOPE", "p", D0 + H, D0 + H + 30)]
+            (7, "NOPE", "p", D0 + H, D0 + H + 30), (8, "X6", "p", D0 + H, D0 + H + 30)]
     return ixn, resources, irf, cdrs
 
 
 WANT_CDR = {1: ("acme_BU_3", ""), 2: ("acme_BU_3", ""), 3: ("acme_BU_1", ""),
             4: ("acme_BU_0", ""), 5: ("acme_BU_2", ""), 6: ("acme_BU_0", "cdr_without_callid"),
-            7: ("acme_BU_0", "")}
+            7: ("acme_BU_0", ""), 8: ("acme_BU_1", "")}
 
 
 @pytest.fixture
@@ -132,13 +139,13 @@ def test_bu_files_and_fallback_counts(day):
         f = read(f"{owner}_seats_chat_20260305.csv")
         assert f["MessageSize"].tolist() == [n, n], owner
         assert (f["Tier3AccountID"].tolist() == ["", ""]) == (owner == "acme")
-    # gvp_minutes: X1 2 min + X2 1 -> Collections; X3 61 s = 2 -> Sales; X5 1 -> Support;
-    # X4 1 + no CALLID 1 + NOPE 1 -> Default
-    want_min = {"acme": 9, "acme_BU_1": 2, "acme_BU_2": 1, "acme_BU_3": 3, "acme_BU_0": 3}
+    # gvp_minutes: X1 2 min + X2 1 -> Collections; X3 61 s = 2 + X6 1 -> Sales;
+    # X5 1 -> Support; X4 1 + no CALLID 1 + NOPE 1 -> Default
+    want_min = {"acme": 10, "acme_BU_1": 3, "acme_BU_2": 1, "acme_BU_3": 3, "acme_BU_0": 3}
     for owner, n in want_min.items():
         assert read(f"{owner}_gvp_minutes_20260305.csv")["MessageSize"].tolist() == [n], owner
-    # gvp_ports: all 7 CDRs start together: tenant peak 7, each BU its own count
-    want_ports = {"acme": 7, "acme_BU_1": 1, "acme_BU_2": 1, "acme_BU_3": 2, "acme_BU_0": 3}
+    # gvp_ports: all 8 CDRs start together: tenant peak 8, each BU its own count
+    want_ports = {"acme": 8, "acme_BU_1": 2, "acme_BU_2": 1, "acme_BU_3": 2, "acme_BU_0": 3}
     for owner, n in want_ports.items():
         assert read(f"{owner}_gvp_ports_20260305.csv")["MessageSize"].tolist() == [n], owner
     names = read("acme_BU_0_seats_chat_20260305.csv")["Tier3AccountName"].tolist()

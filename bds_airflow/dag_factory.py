@@ -16,7 +16,7 @@ from bds_metrics.plan import derived_datasets, metric_inputs, needed_datasets
 SENSOR_POKE_SECONDS = 300
 
 
-def tenant_dags(config_path: str | None = None, dag_file: str | None = None) -> dict[str, Any]:
+def tenant_dags(config_file: str | None = None, dag_file: str | None = None) -> dict[str, Any]:
     """{dag_id: DAG} for the tenants of the configuration (BDS_CONFIG by default).
 
     `dag_file` is the calling DAG file, named `bds_tenants_<k>_of_<n>.py`: it builds the
@@ -27,7 +27,7 @@ def tenant_dags(config_path: str | None = None, dag_file: str | None = None) -> 
     """
     from airflow.sdk import get_parsing_context
 
-    cfg = _config(config_path)
+    cfg = _config(config_file)
     k, n = file_part(dag_file) if dag_file else (1, 1)
     wanted = get_parsing_context().dag_id
     return {f"bds_{t.id}": build_dag(t) for t in cfg.tenants
@@ -117,7 +117,7 @@ def build_dag(t: TenantConfig) -> Any:
             maps = {"agent_bu": step("agent_bu", "agent_bu", inputs={"datasets": {
                 k: paths[k] for k in ("sm_fact", "mm_sessions", "agent_resource", "folder")
                 if k in paths}}).output}
-            if any(m in GVP_METRICS for m in t.metrics):
+            if t.has_gvp:
                 maps["cdr_bu"] = step("cdr_bu", "cdr_bu", inputs={"datasets": {
                     k: paths[k] for k in ("gvp_cdrs", "tfn_durations", "pstn_durations",
                                           "agent_resource", "folder")}}).output

@@ -17,13 +17,11 @@ from airflow.sdk import BaseOperator, BaseSensorOperator
 
 from bds_metrics.config import ConfigError, TenantConfig
 
-# Run options a trigger may pass as conf (`bds run` does); the defaults are the scheduled
-# run's. Not DAG Params: Airflow deep-copies a DAG's Params into every task it builds.
-RUN_OPTIONS = ("reextract_config", "wait_for_settle")
-
 
 def run_option(t: TenantConfig, conf: Mapping[str, Any] | None, key: str) -> bool:
-    """A boolean run option from the run's conf: a wrong type fails the task, no retry."""
+    """A boolean run option a trigger may pass as conf (`bds run` does), else the
+    scheduled run's default; a wrong type fails the task, no retry. Not DAG Params:
+    Airflow deep-copies a DAG's Params into every task it builds."""
     default = {"reextract_config": False, "wait_for_settle": t.wait_for_settle}[key]
     value = (conf or {}).get(key, default)
     if not isinstance(value, bool):

@@ -279,6 +279,11 @@ class TenantConfig:
         return f"{self.id}_BU_0"
 
     @property
+    def has_gvp(self) -> bool:
+        """The tenant bills a GVP metric: it reads GVP CDRs and attributes them."""
+        return any(m in GVP_METRICS for m in self.metrics)
+
+    @property
     def locations(self) -> list[tuple[Region, Location]]:
         return [(r, loc) for r in self.regions for loc in r.locations]
 
@@ -304,7 +309,7 @@ class TenantConfig:
 
     def conn_ids(self) -> list[str]:
         ids = [self.gimdb_conn_id]
-        if any(m in GVP_METRICS for m in self.metrics):
+        if self.has_gvp:
             ids += [c for c, _ in self.gvp_sources()]
         return ids
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_SPAN = 1 << 20  # > the longest day/month window handled per call (offset arithmetic)
+_SPAN = 1 << 20  # seconds (12 days) > the longest window merged per call: one day
 _MAX = 1 << 62  # packed keys stay below this (int64)
 
 
@@ -108,6 +108,8 @@ def merge_by_key(
     if len(key) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
+    if int(end.max()) - origin >= _SPAN or int(start.min()) < origin:
+        raise ValueError(f"intervals outside [origin, origin + {_SPAN} s): keys would mix")
     code, keys = _codes(key, _SPAN)
     off = code * _SPAN
     s = start.astype(np.int64) - origin + off  # orders by key, then start

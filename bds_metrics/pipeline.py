@@ -120,25 +120,17 @@ def derive(t: TenantConfig, day: dt.date, name: str, voice_calls: str) -> str:
 # ---------------------------------------------------------------- attribute
 
 
-def _read(path: str, columns: list[str] | None = None) -> pa.Table:
-    """A Parquet file, only `columns` of it (the others are never decoded)."""
-    import pyarrow.parquet as pq
-
-    src = pa.BufferReader(storage.read_bytes(path)) if storage.is_url(path) else path
-    return pq.read_table(src, columns=columns)
-
-
 def _frame(path: str | None, columns: list[str] | None = None) -> pd.DataFrame | None:
     """A file as a DataFrame; each step asks only for the columns it uses."""
     if path is None:
         return None
-    return _read(path, columns).to_pandas()
+    return storage.read_table(path, columns).to_pandas()
 
 
 def attribute_agents(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> str:
     """agent_id → BU for every agent of the day's session datasets."""
     ids = [
-        _read(paths[n], ["agent_id"]).column("agent_id").to_numpy(zero_copy_only=False)
+        storage.read_table(paths[n], ["agent_id"]).column("agent_id").to_numpy(zero_copy_only=False)
         for n in ("sm_fact", "mm_sessions")
         if n in paths
     ]
@@ -366,7 +358,7 @@ def run_day(t: TenantConfig, day: dt.date, dsn_for: DsnFor, *, reextract_config:
     for n in derived_datasets(t):
         paths[n] = derive(t, day, n, paths["voice_calls"])
     maps = {"agent_bu": attribute_agents(t, day, paths)}
-    if any(m in t.metrics for m in GVP_METRICS):
+    if t.has_gvp:
         maps["cdr_bu"] = attribute_cdrs(t, day, paths)
     metric_paths = {}
     for m in t.metrics:

@@ -5,7 +5,7 @@ Kept free of pandas/pyarrow imports: the DAG factory calls it at parse time.
 
 from __future__ import annotations
 
-from .config import GVP_METRICS, TenantConfig
+from .config import TenantConfig
 
 METRIC_INPUTS: dict[str, tuple[str, ...]] = {
     "seats_chat": ("mm_sessions", "agent_switch", "handled"),
@@ -24,7 +24,7 @@ def needed_datasets(t: TenantConfig) -> list[str]:
     tenant; GVP CDRs are read only for GVP metrics, which alone name GVP connections.
     """
     out = ["sm_fact", "mm_sessions", "agent_switch", "handled", *CONFIG_SNAPSHOTS, "voice_calls"]
-    if any(m in t.metrics for m in GVP_METRICS):
+    if t.has_gvp:
         out.append("gvp_cdrs")
     return out
 

@@ -81,7 +81,8 @@ import pandas as pd
 
 from . import storage
 from .config import SEAT_METRICS, TenantConfig
-from .days import billing_day, date_range, local_midnight
+from .days import billing_day, date_range, local_midnight, month_days
+from .pipeline import results_path
 
 CONCURRENCY = (*SEAT_METRICS, "gvp_ports")
 DAY_FILES = ("results", "usage", "handled")
@@ -148,27 +149,26 @@ class Inputs:
     missing: dict[dt.date, str] = field(default_factory=dict)  # day -> what is absent
 
 
-def _day_path(t: TenantConfig, day: dt.date, name: str) -> str:
-    from .pipeline import results_path
-
-    return results_path(t, day, name)
+RESULT_COLUMNS = ["metric", "tier3_id", "region", "group", "value", "agents"]
+USAGE_COLUMNS = ["metric", "region", "minute", "peak"]
 
 
 def load(t: TenantConfig, pl: Plan) -> Inputs:
     results, usage, handled, missing = [], [], [], {}
     for d in pl.needed:
-        paths = {n: _day_path(t, d, n) for n in DAY_FILES}
+        paths = {n: results_path(t, d, n) for n in DAY_FILES}
         absent = [f"{n}.parquet" for n, p in paths.items() if not storage.exists(p)]
         if absent:
             missing[d] = ", ".join(absent)
             continue
-        results.append(storage.read_table(paths["results"]).to_pandas().assign(day=d))
-        u = storage.read_table(paths["usage"]).to_pandas()
-        usage.append(u.loc[u["tier3_id"] == "", ["metric", "region", "minute", "peak"]])
+        results.append(storage.read_table(paths["results"], RESULT_COLUMNS).to_pandas()
+                       .assign(day=d))
+        u = storage.read_table(paths["usage"], ["tier3_id", *USAGE_COLUMNS]).to_pandas()
+        usage.append(u.loc[u["tier3_id"] == "", USAGE_COLUMNS])
         handled.append(storage.read_table(paths["handled"]).to_pandas())
     return Inputs(
-        _concat(results, ["metric", "tier3_id", "region", "group", "value", "agents", "day"]),
-        _concat(usage, ["metric", "region", "minute", "peak"]),
+        _concat(results, [*RESULT_COLUMNS, "day"]),
+        _concat(usage, USAGE_COLUMNS),
         _concat(handled, ["media", "minute", "count"]),
         missing,
     )
@@ -281,7 +281,7 @@ def build(t: TenantConfig, first: dt.date, last: dt.date, tz: str) -> Report:
 
     return Report(
         t, pl, inp, hrs, peaks, handled_cols, hourly, notes,
-        concurrency=_concurrency(t, pl, inp, hourly, peaks),
+        concurrency=_concurrency(pl, inp, hourly, peaks),
         gvp_minutes=_gvp_minutes(t, pl, inp),
         handled=pd.DataFrame({"media": media,
                               "count": [int(hourly[c.key].sum()) for c in handled_cols]}),
@@ -304,7 +304,7 @@ def _in_days(frame: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
     return frame[frame["day"].isin(days)] if len(frame) else frame
 
 
-def _concurrency(t: TenantConfig, pl: Plan, inp: Inputs, hourly: pd.DataFrame,
+def _concurrency(pl: Plan, inp: Inputs, hourly: pd.DataFrame,
                  peaks: list[Column]) -> pd.DataFrame:
     r = _in_days(inp.results, pl.days)
     enabled = pd.Series(dtype=np.int64)
@@ -448,10 +448,6 @@ def _local_dt(seconds: int) -> dt.datetime:
     return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=int(seconds))
 
 
-def _utc_dt(seconds: int) -> dt.datetime:
-    return _local_dt(seconds)  # naive UTC wall clock: Excel has no zones
-
-
 def _title(s: _Sheet, rep: Report, what: str) -> None:
     t, pl = rep.t, rep.plan
     offsets = " / ".join(f"UTC{offset_text(o)}" for o in dict.fromkeys(rep.hours.offset))
@@ -581,7 +577,7 @@ def _hourly(s: _Sheet, wb, rep: Report) -> None:
         row = head + 1 + i
         s.put(row, 0, _local_dt(h.local[i]), "datetime")
         s.put(row, 1, offset_text(h.offset[i]), "center")
-        s.put(row, 2, _utc_dt(h.start[i]), "datetime")
+        s.put(row, 2, _local_dt(h.start[i]), "datetime")  # naive UTC: Excel has no zones
         for j, v in enumerate(values):
             s.put(row, 3 + j, int(v[i]), "int")
         if rep.notes[i]:
@@ -715,8 +711,6 @@ def write_month_report(t: TenantConfig, any_day: dt.date, month_folder: str) -> 
     It is not listed in the monthly manifest (it is for people, not the importer), and
     `emission.publish` removes only stale `*.csv`, so re-publishing the month keeps it.
     """
-    from .days import month_days
-
     days = month_days(any_day)
     return write_report(t, days[0], days[-1], t.timezone,
                         storage.join(month_folder, month_report_name(any_day)))

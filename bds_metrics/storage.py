@@ -130,12 +130,13 @@ def write_table(path: str, table: Any) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def read_table(path: str) -> Any:
+def read_table(path: str, columns: list[str] | None = None) -> Any:
+    """A Parquet file, only `columns` of it when given (the others are never decoded)."""
     import pyarrow.parquet as pq
 
     if is_url(path):
-        return pq.read_table(io.BytesIO(read_bytes(path)))
-    return pq.read_table(_local(path))
+        return pq.read_table(io.BytesIO(read_bytes(path)), columns=columns)
+    return pq.read_table(_local(path), columns=columns)
 
 
 class LocalSink:

@@ -75,9 +75,9 @@ def create_databases(server: Server) -> dict[str, str]:
     """Fresh, empty benchmark databases with the schemas; returns conn id -> DSN."""
     from bds_metrics.demo import generator
 
+    drop_databases(server)
     with psycopg.connect(server.admin_dsn, autocommit=True) as c:
         for db in DATABASES.values():
-            c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
             c.execute(f"CREATE DATABASE {db}")
     dsns = {conn: server.dsn(db) for conn, db in DATABASES.items()}
     generator.create_schemas(dsns["bds_demo_gim"], [dsns["bds_demo_gvp"], dsns["bds_demo_gvp_eu"]])

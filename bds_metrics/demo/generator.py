@@ -29,6 +29,8 @@ import numpy as np
 import psycopg
 from psycopg.copy import QueuedLibpqWriter
 
+from ..days import local_midnight
+
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 Arrays = dict[str, np.ndarray]
@@ -39,7 +41,6 @@ NULL = np.iinfo(np.int64).min
 FIRST_KEY = 1_000_000
 """Generated fact keys start above this; the fixed edge rows use ``tenant_key*1000+k``."""
 
-MEDIA = {"VOICE": 1, "CHAT": 2, "EMAIL": 3}
 ITYPE = {"INBOUND": 1, "OUTBOUND": 2, "INTERNAL": 3}
 TEST_NUMBER = "+15550000000"
 EPOCH = date(1970, 1, 1)
@@ -263,11 +264,6 @@ def _take(a: Arrays, idx: np.ndarray) -> Arrays:
 
 def _rows(a: Arrays) -> int:
     return len(next(iter(a.values()))) if a else 0
-
-
-def _midnight(tz: str, d: date) -> int:
-    """UTC epoch seconds of local midnight (DST changes happen at 01:00-03:00, never 0:00)."""
-    return int(datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(tz)).timestamp())
 
 
 class _Clock:
@@ -523,7 +519,7 @@ def _agents(t: _Tenant, n: int, seed: int, first_day: date, days: int) -> _Agent
     moved = (rng.random(n) < 0.02) & (move_from[site] >= 0)
     moved[:N_EDGE_AGENTS] = False
     moved[0] = True
-    start_utc = _midnight(t.tz, first_day)
+    start_utc = local_midnight(first_day, t.tz)
     move_ts = np.full(n, np.iinfo(np.int64).max)
     move_ts[moved] = start_utc + rng.integers(0, max(days, 1) * DAY, moved.sum())
     move_ts[0] = start_utc + (days // 2) * DAY
@@ -680,7 +676,7 @@ def _day_sessions(ag: _Agents, d: date, clock: _Clock, rng: np.random.Generator,
     ])
 
 
-def _trim(rows: Arrays, day_idx: np.ndarray, per_day: int, rng: np.random.Generator) -> np.ndarray:
+def _trim(day_idx: np.ndarray, per_day: int, rng: np.random.Generator) -> np.ndarray:
     """Keep at most ``per_day`` random rows per day (the benchmark's exact density)."""
     prio = rng.random(len(day_idx))
     order = np.lexsort((prio, day_idx))
@@ -1013,13 +1009,13 @@ def _edges(t: _Tenant, ag: _Agents, first_day: date, days: int) -> dict[str, Arr
 
     def at(day: int, h: int, m: int = 0, on: date | None = None) -> int:
         d = (on or first_day) + timedelta(days=day)
-        return _midnight(t.tz, d) + h * HOUR + m * 60
+        return local_midnight(d, t.tz) + h * HOUR + m * 60
 
     month_end = next((first_day + timedelta(days=i) for i in range(days)
                       if (first_day + timedelta(days=i + 1)).day == 1), first_day)
     dst = next((first_day + timedelta(days=i) for i in range(days)
-                if _midnight(t.tz, first_day + timedelta(days=i + 1))
-                - _midnight(t.tz, first_day + timedelta(days=i)) != DAY), first_day)
+                if local_midnight(first_day + timedelta(days=i + 1), t.tz)
+                - local_midnight(first_day + timedelta(days=i), t.tz) != DAY), first_day)
     rk = ag.rkey
     sm_rows = [  # key, media, resource, start, end, active
         (1, 1, rk[11], at(0, 10), at(0, 9, 30), 0),  # END_TS < START_TS
@@ -1310,7 +1306,7 @@ def _load_tenant(t: _Tenant, gim: psycopg.Connection[Any], gim_dsn: str,
 
     clock = _Clock(t.zones, gen_first - timedelta(days=1), after + timedelta(days=3))
     tdays = [gen_first + timedelta(days=i) for i in range(-2, (after - gen_first).days + 4)]
-    bounds = np.array([_midnight(t.tz, d) for d in tdays])
+    bounds = np.array([local_midnight(d, t.tz) for d in tdays])
     emails = _s([f"customer{i}@mail.example" for i in range(997)])
     with contextlib.ExitStack() as stack:
         streams = {tb: _Stream(stack, gim_dsn, tb) for tb in FACTS}
@@ -1355,7 +1351,7 @@ def _load_tenant(t: _Tenant, gim: psycopg.Connection[Any], gim_dsn: str,
             pending = _take(pending, np.flatnonzero(~ready))
             rng2 = _rng(seed, t.index, 2, d.toordinal())
             if per_day is not None and _rows(block):
-                block = _take(block, np.flatnonzero(_trim(block, day_idx[ready], per_day, rng2)))
+                block = _take(block, np.flatnonzero(_trim(day_idx[ready], per_day, rng2)))
             if _rows(block):
                 sm, sess = _sessions_out(ctx, block, rng2)
                 for lo in range(0, _rows(sm), BLOCK):  # bounded memory at any scale

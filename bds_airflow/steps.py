@@ -1,4 +1,5 @@
-"""The two Airflow operators of a tenant's DAG: one pipeline step, and the settle sensor.
+"""The Airflow operators of a tenant's DAG: one class per kind of day-plan step
+(extract, derive, attribute, compute, emit, monthly), and the settle sensor.
 
 Classic operators rather than TaskFlow functions: the DAG processor builds every
 tenant's DAG on each parse, and a `@task` costs three times as much to build (a closure,
@@ -10,12 +11,14 @@ resolves them to the upstream tasks' paths at run time.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow.sdk import BaseOperator, BaseSensorOperator
 
 from bds_metrics.config import ConfigError, TenantConfig
+from bds_metrics.plan import ACTIONS
 
 
 def run_option(t: TenantConfig, conf: Mapping[str, Any] | None, key: str) -> bool:
@@ -57,76 +60,29 @@ def _conf(context: Mapping[str, Any]) -> Mapping[str, Any]:
     return getattr(run, "conf", None) or {}
 
 
-# step(t, day, name, inputs, conf) -> the path (or message) the task returns as its XCom.
-def _extract(t, day, name, inputs, conf):
+def _run(action: str, t: TenantConfig, day: dt.date | None, name: str | None,
+         inputs: Mapping[str, Any], conf: Mapping[str, Any]) -> str:
+    """One day-plan step through `pipeline.run_action` (what `run_day` calls too)."""
     from bds_metrics import pipeline
 
-    from .connections import get_dsn
+    dsn_for = reextract = None
+    if action == "extract":
+        from .connections import get_dsn
 
-    return pipeline.extract(t, day, name, get_dsn,
-                            reextract_config=run_option(t, conf, "reextract_config"))
-
-
-def _derive(t, day, name, inputs, conf):
-    from bds_metrics import pipeline
-
-    return pipeline.derive(t, day, name, inputs["voice_calls"])
+        dsn_for, reextract = get_dsn, run_option(t, conf, "reextract_config")
+    return pipeline.run_action(action, t, day, name, inputs, dsn_for=dsn_for,  # type: ignore[arg-type]
+                               reextract_config=bool(reextract))
 
 
-def _agent_bu(t, day, name, inputs, conf):
-    from bds_metrics import pipeline
-
-    return pipeline.attribute_agents(t, day, inputs["datasets"])
-
-
-def _cdr_bu(t, day, name, inputs, conf):
-    from bds_metrics import pipeline
-
-    return pipeline.attribute_cdrs(t, day, inputs["datasets"])
-
-
-def _compute(t, day, name, inputs, conf):
-    from bds_metrics import pipeline
-
-    return pipeline.compute(t, day, name, inputs["inputs"])
-
-
-def _daily_files(t, day, name, inputs, conf):
-    from bds_metrics import pipeline
-
-    return pipeline.emit_daily(t, day, inputs["metrics"], inputs["datasets"], inputs["maps"])
-
-
-def _month_files(t, day, name, inputs, conf):
-    from bds_metrics import pipeline
-
-    folder = pipeline.emit_monthly(t, day)
-    if folder is None:
-        days, missing = pipeline.month_status(t, day)
-        return f"month incomplete: {len(missing)} of {len(days)} days missing"
-    return folder
-
-
-def _month_report(t, day, name, inputs, conf):
-    # The month's usage report (SPEC §10), for people: beside the month's files but not
-    # in its manifest; `publish` removes only stale *.csv, so it stays.
-    month_folder = inputs["month_folder"]
-    if month_folder.startswith("month incomplete"):
-        return f"no report: {month_folder}"
-    from bds_metrics import report
-
-    return report.write_month_report(t, day, month_folder)
-
-
-STEPS: dict[str, Callable[..., str]] = {
-    "extract": _extract, "derive": _derive, "agent_bu": _agent_bu, "cdr_bu": _cdr_bu,
-    "compute": _compute, "daily_files": _daily_files, "month_files": _month_files,
-    "month_report": _month_report,
-}
+# action -> step(t, day, name, inputs, conf): the path (or message) the task returns.
+STEPS: dict[str, Callable[..., str]] = {a: functools.partial(_run, a) for a in ACTIONS}
 
 
 class BdsStepOperator(BaseOperator):
-    """One step of a tenant's billing day (`STEPS`); returns the path it wrote."""
+    """One step of a tenant's billing day (`plan.Step`); returns the path it wrote.
+
+    One subclass per kind of step, so the grid and the graph say what each task is.
+    """
 
     template_fields = ("inputs",)
     ui_color = "#e8f0fe"
@@ -148,6 +104,50 @@ class BdsStepOperator(BaseOperator):
             return STEPS[self.step](t, day, self.name, self.inputs, _conf(context))
         except Exception as exc:
             raise _fail_fast(exc) from exc
+
+
+class BdsExtractOperator(BdsStepOperator):
+    """Queries one dataset of the day into Parquet (SPEC §4)."""
+
+    ui_color = "#dbeafe"
+
+
+class BdsDeriveOperator(BdsStepOperator):
+    """Derives a dataset from another dataset file (tfn/pstn durations, SPEC §4)."""
+
+    ui_color = "#e0f2fe"
+
+
+class BdsAttributeOperator(BdsStepOperator):
+    """Builds an agent->BU or CDR->BU map (SPEC §6)."""
+
+    ui_color = "#fef3c7"
+
+
+class BdsComputeOperator(BdsStepOperator):
+    """Computes one metric for every region and scope (SPEC §5)."""
+
+    ui_color = "#dcfce7"
+
+
+class BdsEmitOperator(BdsStepOperator):
+    """Writes the day's billing files, audit and manifest (SPEC §7)."""
+
+    ui_color = "#fce7f3"
+
+
+class BdsMonthlyOperator(BdsStepOperator):
+    """Writes the month's files, or its usage report, once the month is complete."""
+
+    ui_color = "#ede9fe"
+
+
+# plan.Step.kind -> operator class
+OPERATORS: dict[str, type[BdsStepOperator]] = {
+    "extract": BdsExtractOperator, "derive": BdsDeriveOperator,
+    "attribute": BdsAttributeOperator, "compute": BdsComputeOperator,
+    "emit": BdsEmitOperator, "monthly": BdsMonthlyOperator,
+}
 
 
 class SettledSensor(BaseSensorOperator):

@@ -85,7 +85,7 @@ def run_days(
     from airflow import settings
 
     from bds_metrics.days import billing_day
-    from bds_metrics.emission import period_folder
+    from bds_metrics.layout import period_folder
 
     failed = 0
     for day in days:

@@ -228,8 +228,8 @@ def _drive(dag, dr, session) -> None:
     one it deletes and re-creates."""
     import time
 
-    from airflow.sdk.definitions.dag import _run_task
     from airflow.sdk import timezone
+    from airflow.sdk.definitions.dag import _run_task
     from airflow.utils.state import DagRunState, State, TaskInstanceState
 
     while dr.state == DagRunState.RUNNING:

@@ -110,14 +110,17 @@ def _aware(raw: Any):
 
     if not isinstance(raw, str):
         return None
-    try:
-        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        try:  # a bare date: the plain-date rule reads it as that UTC midnight
+    raw = raw.strip()
+    if len(raw) == 10:  # a bare date: the plain-date rule reads it as that UTC midnight
+        try:
             d = dt.date.fromisoformat(raw)
         except ValueError:
             return None
         return dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
+    try:
+        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
     return value if value.tzinfo is not None else None
 
 

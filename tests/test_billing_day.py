@@ -234,3 +234,17 @@ tenants:
     got = due_days(t, dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC))
     assert got == date_range(D("2026-11-20"), D("2026-11-29"))
     assert due_days(t, dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)) == []
+
+
+def test_trigger_dates_the_api_server_accepts():
+    from bds_airflow.trigger_identity import _aware
+
+    assert _aware("2026-03-05") == dt.datetime(2026, 3, 5, tzinfo=dt.UTC)
+    assert _aware(" 2026-03-05 ") == dt.datetime(2026, 3, 5, tzinfo=dt.UTC)
+    got = _aware("2026-03-05T15:30:00+05:45")
+    assert got.utcoffset() == dt.timedelta(hours=5, minutes=45)
+    assert billing_day_of(got, "Asia/Kathmandu") == D("2026-03-05")
+    assert _aware("2026-03-05T00:00:00Z") == dt.datetime(2026, 3, 5, tzinfo=dt.UTC)
+    # naive or malformed: left to Airflow's own validation (422)
+    assert _aware("2026-03-05T10:00:00") is None
+    assert _aware("yesterday") is None and _aware(20260305) is None

@@ -211,4 +211,3 @@ BUILTIN: dict[str, Metric] = _load(_RAW["metrics"])
 METRICS: tuple[str, ...] = tuple(BUILTIN)
 SEAT_METRICS: tuple[str, ...] = tuple(m for m, x in BUILTIN.items() if x.is_seat)
 GVP_METRICS: tuple[str, ...] = tuple(m for m, x in BUILTIN.items() if x.family == "gvp")
-CATALOG = BUILTIN  # the built-in metrics; a tenant's own catalogue: `TenantConfig.catalog`

@@ -20,8 +20,6 @@ from .days import billing_day, billing_month, month_days
 from .emission import Bundle, build_files, publish
 from .layout import manifest_path, results_path
 
-MONTH_INCOMPLETE = "month incomplete"
-
 
 def billable_days(t: TenantConfig, any_day: dt.date) -> list[dt.date]:
     """The month's days the tenant is billed for (from its production date on)."""
@@ -38,15 +36,6 @@ def month_status(t: TenantConfig, any_day: dt.date) -> tuple[list[dt.date], list
     """(billable days, those still without a successful daily result)."""
     days = billable_days(t, any_day)
     return days, [d for d in days if not day_complete(t, d)]
-
-
-def month_files(t: TenantConfig, any_day: dt.date) -> str:
-    """The monthly task's XCom: the month folder, or a one-line note when incomplete."""
-    folder = emit_monthly(t, any_day)
-    if folder is None:
-        days, missing = month_status(t, any_day)
-        return f"{MONTH_INCOMPLETE}: {len(missing)} of {len(days)} days missing"
-    return folder
 
 
 def emit_monthly(t: TenantConfig, any_day: dt.date) -> str | None:

@@ -25,7 +25,7 @@ from .config import TenantConfig
 from .days import Period, billing_day
 from .emission import Bundle, build_files, publish
 from .layout import dataset_path, minutes_path, results_path, work_path
-from .plan import CONFIG_SNAPSHOTS, SESSION_DATASETS, day_plan, resolve
+from .plan import CONFIG_SNAPSHOTS, SESSION_DATASETS, day_plan, leaves, resolve
 
 __all__ = ["dataset_path", "results_path", "work_path"]  # layout's, re-exported
 
@@ -244,9 +244,10 @@ def _fallbacks(paths: dict[str, str]) -> dict[str, int]:
 
 def run_action(action: str, t: TenantConfig, day: dt.date, name: str | None,
                inputs: Mapping[str, Any], *, dsn_for: DsnFor | None = None,
-               reextract_config: bool = False) -> str:
-    """Run one day-plan step (`plan.Step.action`) on resolved inputs; returns its XCom value
-    (a path, or for the monthly steps a one-line message when the month is incomplete)."""
+               reextract_config: bool = False) -> str | None:
+    """Run one day-plan step (`plan.Step.action`) on resolved inputs; returns its XCom value,
+    the path it wrote, or None when the step does not apply (`month_files` of a month with
+    days still unbilled: the task is skipped, and the steps after it with it)."""
     if action == "extract":
         assert dsn_for is not None and name is not None
         return extract(t, day, name, dsn_for, reextract_config=reextract_config)
@@ -263,11 +264,9 @@ def run_action(action: str, t: TenantConfig, day: dt.date, name: str | None,
     if action == "daily_files":
         return emit_daily(t, day, inputs["metrics"], inputs["datasets"], inputs["maps"])
     if action == "month_files":
-        return months.month_files(t, day)
+        return months.emit_monthly(t, day)  # None: the month is incomplete (skipped)
     if action == "month_report":
         month_folder = inputs["month_folder"]
-        if month_folder.startswith(months.MONTH_INCOMPLETE):
-            return f"no report: {month_folder}"
         # The month's usage report (SPEC §10), for people: beside the month's files but
         # not in its manifest; `publish` removes only stale *.csv, so it stays.
         from . import report
@@ -283,14 +282,19 @@ def run_day(t: TenantConfig, day: dt.date, dsn_for: DsnFor, *, reextract_config:
 
     For tests and benchmarks; operators run days through the DAG (`bds run`).
     """
-    out: dict[str, str] = {}
+    out: dict[str, str | None] = {}
     for step in day_plan(t):
         if step.group == "monthly" and not monthly:
             continue
-        out[step.task_id] = run_action(step.action, t, day, step.name,
-                                       resolve(step.inputs, out), dsn_for=dsn_for,
-                                       reextract_config=reextract_config)
-    return out["emit.daily_files"]
+        inputs = resolve(step.inputs, out)
+        if None in leaves(inputs):  # an upstream step was skipped: so is this one
+            out[step.task_id] = None
+            continue
+        out[step.task_id] = run_action(step.action, t, day, step.name, inputs,
+                                       dsn_for=dsn_for, reextract_config=reextract_config)
+    folder = out["emit.daily_files"]
+    assert folder is not None
+    return folder
 
 
 emit_monthly = months.emit_monthly  # for callers of the pipeline module

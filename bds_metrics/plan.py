@@ -105,3 +105,10 @@ def resolve(inputs: Any, value_of: Any) -> Any:
     if isinstance(inputs, dict):
         return {k: resolve(v, value_of) for k, v in inputs.items()}
     return value_of[inputs]
+
+
+def leaves(inputs: Any) -> list[Any]:
+    """The leaf values of nested inputs (task ids, or the paths they resolved to)."""
+    if isinstance(inputs, dict):
+        return [x for v in inputs.values() for x in leaves(v)]
+    return [inputs]

@@ -22,10 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bds_metrics import datasets, pipeline
+from bds_metrics import datasets, pipeline, storage
 from bds_metrics.config import parse_config
 from tests.conftest import REPO, admin, dsn
-from tests.gim import insert
+from tests.gim import CHAT, insert
+from tests.test_attribution import AGENTS, FOLDERS, H, _calls_and_cdrs
+from tests.test_attribution import CONFIG as BU_CONFIG
+from tests.test_attribution import DAY as BU_DAY
 
 CASES = Path(__file__).parent / "data" / "cases" / "rows"
 
@@ -251,7 +254,8 @@ def dbs(legacy):
     return gim, gvp
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sm=st.lists(SM, max_size=12), mm=st.lists(MM, max_size=10),
        cdrs=st.lists(CDR, max_size=10), sw10=TEXT, sw12=TEXT)
 def test_interval_datasets_account_for_every_row(tmp_path_factory, dbs, sm, mm, cdrs, sw10,
@@ -280,3 +284,188 @@ def test_interval_datasets_account_for_every_row(tmp_path_factory, dbs, sm, mm, 
     assert_accounted(got, stats, expect_mm(mm))
     got, stats = extract_cdrs(tmp, gvp)
     assert_accounted(got, stats, expect_cdrs(cdrs))
+
+
+def test_duplicates_across_batch_boundaries_and_sources():
+    """The key carried from one batch to the next; a CDR_ID repeated in another GVP
+    database (another location) is no duplicate; a null key never repeats."""
+    schema = pa.schema([("cdr_id", pa.int64()), ("callid", pa.string()),
+                        ("location", pa.string()), ("start_ts", pa.int64()),
+                        ("end_ts", pa.int64())])
+
+    def batch(ids, loc):
+        n = len(ids)
+        return pa.record_batch([pa.array(ids, pa.int64()), pa.array(["c"] * n),
+                                pa.array([loc] * n), pa.array([D0] * n, pa.int64()),
+                                pa.array([D0 + 1] * n, pa.int64())], schema=schema)
+
+    dup = datasets.Duplicates("gvp_cdrs")
+    marks = [dup.mask(b).to_pylist() for b in [
+        batch([1, 1, 2], "a"), batch([2], "a"), batch([2, 3], "a"),   # 2 spans three batches
+        batch([3, 3], "b"), batch([None, None], "b")]]
+    assert marks == [[False, True, False], [True], [True, False], [False, True],
+                     [False, False]]
+    assert datasets.Duplicates("handled").mask(batch([1, 1], "a")) is None  # no key
+
+
+def test_repair_text_counts_rows_per_column():
+    raw = pa.array([b"ok", b"Sales\xff\xfe", None, b"Sales\xff\xfe", b"caf\xc3\xa9"],
+                   pa.binary()).view(pa.string())
+    b = pa.record_batch([raw, pa.array([1, 2, 3, 4, 5], pa.int64())], names=["name", "n"])
+    stats = datasets.Stats()
+    out = datasets.repair_text(b, stats)
+    assert out.column("name").to_pylist() == ["ok", "Sales\ufffd\ufffd", None,
+                                              "Sales\ufffd\ufffd", "café"]
+    out.column("name").validate(full=True)
+    assert stats.repaired == {"name": 2}
+    assert datasets.repair_text(out, stats) is out and stats.repaired == {"name": 2}
+
+
+# ---------------------------------------------------------------- whole days
+
+
+def test_case_end_ts_sentinel(tmp_path, new_db, monkeypatch):
+    """shared/cases/rows/end-ts-sentinel: END_TS 0 and -1 on sessions started in the day."""
+    case = CASES / "end-ts-sentinel"
+    gim = new_db("gim")
+    import psycopg
+
+    with psycopg.connect(gim, autocommit=True) as c:
+        c.execute((case / "inserts.sql").read_text())
+    monkeypatch.setenv("BDS_CASE_DIR", str(tmp_path))
+    t = parse_config((case / "bds.yaml").read_text(), str(case / "bds.yaml")).tenant("t1")
+    folder = Path(pipeline.run_day(t, dt.date(2026, 11, 2), {"bh_gim": gim}.__getitem__))
+    rows = (folder / "t1_seats_outbound_20261102.csv").read_text().splitlines()[1:]
+    assert [r.rsplit(",", 2)[1:] for r in rows] == [["1", "1"]]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["rejected"] == {"sm_fact": {"end_before_start": 2}}
+    assert manifest["inputs"]["sm_fact"] == 1
+
+
+def _bu_rows() -> tuple[dict, dict]:
+    """test_attribution's day: BUs by folder and by DNIS, chat logins, calls and CDRs."""
+    ixn, resources, irf, cdrs = _calls_and_cdrs()
+    mm = [(i, f"L{a}", a, 1, D0 + 10 * H, D0 + 11 * H) for i, a in enumerate(range(101, 109))]
+    chats = [(100 + i, 100 + i, 1, 1000 + a, CHAT, D0 + 10 * H + 60, None, 30, None)
+             for i, a in enumerate(range(101, 109))]
+    gim = {"gidb_gc_folder": list(FOLDERS), "gidb_gc_agent": list(AGENTS),
+           "resource_": resources, "interaction_fact": ixn,
+           "interaction_resource_fact": irf + chats, "gidb_g_login_session_mm": mm}
+    return gim, {"gvp_cdr": cdrs}
+
+
+def _bu_day(root: Path, make_db, gim_rows: dict, gvp_rows: dict, **connect: str):
+    gim, gvp = make_db("gim"), make_db("gvp")
+    insert(gim, gim_rows, **connect)
+    insert(gvp, gvp_rows, base=False, **connect)
+    t = parse_config(BU_CONFIG.format(root=root), "bu.yaml").tenants[0]
+    folder = Path(pipeline.run_day(t, BU_DAY, {"gim": gim, "gvp": gvp}.__getitem__))
+    return t, folder
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _map(t, name: str) -> dict:
+    table = storage.read_table(pipeline.work_path(t, BU_DAY, name)).to_pandas()
+    key = "agent_id" if name == "agent_bu" else "cdr_id"
+    return {int(k): (b, r) for k, b, r in zip(table[key], table["bu_id"], table["reason"],
+                                              strict=True)}
+
+
+def _manifest(folder: Path) -> dict:
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_repeated_keys_in_every_keyed_source(tmp_path, legacy):
+    """shared/cases/rows/dup-cdr-id, and the same kind in each keyed source (Person ID,
+    folder ID, login session ID): the day is billed, the row that sorts first by all its
+    columns is kept, each other row counted `duplicate_key`."""
+    base_gim, base_gvp = _bu_rows()
+    _, clean_folder = _bu_day(tmp_path / "clean", legacy, base_gim, base_gvp)
+
+    gim, gvp = _bu_rows()
+    cdr3 = next(c for c in gvp["gvp_cdr"] if c[0] == 3)
+    cdr5 = next(c for c in gvp["gvp_cdr"] if c[0] == 5)
+    gvp["gvp_cdr"] += [cdr3,                                   # an exact copy
+                       (3, cdr3[1], "p", cdr3[3], cdr3[4] + 9000),  # sorts after: end larger
+                       (5, "X1", "p", cdr5[3], cdr5[4])]       # sorts first: X1 < X5
+    gim["gidb_gc_agent"] += [(101, 1, 6, "a", "", 1),   # folder 6 > 2: Sales kept
+                             (104, 1, 2, "d", "", 1)]   # folder 2 < 6: 104 becomes Sales
+    gim["gidb_gc_folder"] += [(4, 1, "Aaa", 1, 1)]      # "Aaa" < "SUPPORT": 103 leaves Support
+    login = gim["gidb_g_login_session_mm"][0]
+    gim["gidb_g_login_session_mm"] += [login[:5] + (login[5] + 3600,)]  # sorts after
+    t, folder = _bu_day(tmp_path / "dup", legacy, gim, gvp)
+
+    assert _manifest(folder)["rejected"] == {
+        "agent_resource": {"duplicate_key": 2}, "folder": {"duplicate_key": 1},
+        "gvp_cdrs": {"duplicate_key": 3}, "mm_sessions": {"duplicate_key": 1}}
+    agents, cdrs = _map(t, "agent_bu"), _map(t, "cdr_bu")
+    assert agents[101] == ("acme_BU_1", "") and agents[104] == ("acme_BU_1", "")
+    assert agents[103] == ("acme_BU_0", "")
+    assert cdrs[5] == ("acme_BU_3", "")  # the kept row's CALLID X1: Collections' DNIS
+    assert sorted(cdrs) == sorted(c[0] for c in base_gvp["gvp_cdr"])  # one row per CDR_ID
+    clean = _files(clean_folder)
+    # CDR 3 (the copies sort after it) bills as without its copies: same minutes for BU_1
+    minutes = [n for n in clean if n.startswith("acme_BU_1_gvp_minutes")]
+    assert _files(folder)[minutes[0]] == clean[minutes[0]]
+
+
+def test_invalid_utf8_is_repaired_and_counted(tmp_path, legacy, new_db):
+    """shared/cases/rows/nonutf8-folder: a SQL_ASCII Info Mart with bytes that are not
+    UTF-8 in a folder name, a switch name, a user name, a DNIS and a CALLID. The day is
+    billed exactly as from a UTF-8 Info Mart holding U+FFFD in their place, and the rows
+    repaired are counted per dataset and column."""
+    def rows(bad: str):
+        gim, gvp = _bu_rows()
+        gim["gidb_gc_folder"] = [(2, 1, f"sales{bad}", 1, 1) if f[0] == 2 else f
+                                 for f in gim["gidb_gc_folder"]]
+        gim["gidb_gc_agent"] = [a[:3] + (f"h{bad}",) + a[4:] if a[0] == 108 else a
+                                for a in gim["gidb_gc_agent"]]
+        gim["resource_"] = [r[:5] + (f"S{bad}W",) + r[6:] if r[6] == 101 else r
+                            for r in gim["resource_"]]
+        gim["interaction_fact"] = [i[:6] + (i[6] + bad,) + i[7:] if i[0] == 7 else i
+                                   for i in gim["interaction_fact"]]
+        gvp["gvp_cdr"] += [(9, f"X{bad}", "p", D0 + H, D0 + H + 30)]
+        return gim, gvp
+
+    t, folder = _bu_day(tmp_path / "legacy", legacy, *rows("\xe9\xff"), **LATIN1)
+    _, want = _bu_day(tmp_path / "utf8", new_db, *rows("\ufffd\ufffd"))
+    got, expected = _files(folder), _files(want)
+    manifest = _manifest(folder)
+    assert manifest.pop("repaired") == {
+        "agent_resource": {"username": 1}, "agent_switch": {"switch_name": 1},
+        "folder": {"name": 1}, "gvp_cdrs": {"callid": 1}, "voice_calls": {"dnis": 1}}
+    assert manifest == _manifest(want)
+    assert {n: v for n, v in got.items() if n != "manifest.json"} == \
+        {n: v for n, v in expected.items() if n != "manifest.json"}
+    names = storage.read_table(pipeline.dataset_path(t, BU_DAY, "folder")).column("name")
+    assert "sales\ufffd\ufffd" in names.to_pylist()
+    assert _map(t, "agent_bu")[101] == ("acme_BU_0", "")  # "sales\ufffd\ufffd" is no BU
+
+
+def test_empty_string_is_null(tmp_path, new_db):
+    """shared/cases/rows/empty-callid and the same kind in ANI, DNIS and SWITCH_NAME: a
+    day whose '' stand where another has NULL bills byte for byte the same (manifest
+    included): the CDR without CALLID stays in the default BU, counted as a fallback, and
+    is not matched to the call with an empty CallUUID and a Support DNIS."""
+    def rows(empty: str | None):
+        gim, gvp = _bu_rows()
+        gim["interaction_fact"] = [
+            (i[0], i[1], i[2], i[3], empty if i[4] is None else i[4],
+             empty if i[0] == 4 else i[5], empty if i[0] == 9 else i[6], *i[7:])
+            for i in gim["interaction_fact"]]
+        gim["resource_"] = [r[:5] + (empty,) + r[6:] if r[6] == 104 else r
+                            for r in gim["resource_"]]
+        gvp["gvp_cdr"] = [(c[0], empty if c[1] is None else c[1], *c[2:])
+                          for c in gvp["gvp_cdr"]]
+        return gim, gvp
+
+    t, folder = _bu_day(tmp_path / "empty", new_db, *rows(""))
+    _, nulls = _bu_day(tmp_path / "null", new_db, *rows(None))
+    assert _files(folder) == _files(nulls)
+    assert _map(t, "cdr_bu")[6] == ("acme_BU_0", "cdr_without_callid")
+    assert _manifest(folder)["fallbacks"]["cdr_without_callid"] == 1
+    calls = storage.read_table(pipeline.dataset_path(t, BU_DAY, "voice_calls")).to_pylist()
+    assert "" not in {c[k] for c in calls for k in ("callid", "ani", "dnis")}

@@ -469,3 +469,125 @@ def test_empty_string_is_null(tmp_path, new_db):
     assert _manifest(folder)["fallbacks"]["cdr_without_callid"] == 1
     calls = storage.read_table(pipeline.dataset_path(t, BU_DAY, "voice_calls")).to_pylist()
     assert "" not in {c[k] for c in calls for k in ("callid", "ani", "dnis")}
+
+
+DAY_CONFIG = """
+defaults: {{gimdb_conn_id: gim, output_root: {root}/out, staging_root: {root}/st}}
+tenants:
+  - id: acme
+    name: Acme
+    production_date: 2026-03-01
+    gim: {{tenant_key: 101, tenant_dbid: 1}}
+    metrics: [seats_chat, seats_outbound, gvp_ports, gvp_minutes]
+    regions:
+      - code: us
+        locations:
+          - {{code: us_sw, switches: [SW, "S\\xe9W"]}}
+          - {{code: us_d, switches: [], gvp: {{conn_id: gvp}}}}
+    business_units:
+      - {{id: acme_BU_1, name: Sales}}
+      - {{id: acme_BU_2, name: Support, dnis: ["+1800555"]}}
+    tfn_prefixes: ["+1800"]
+"""
+NAME = st.one_of(TEXT, st.sampled_from(["Sales", "Support", "SW", "S\xe9W"]))
+PERSON = st.tuples(st.sampled_from([1001, 1002]), st.sampled_from([1, 1, 2]),
+                   st.one_of(st.none(), st.integers(0, 4)), TEXT, TEXT, st.just(1))
+FOLDER = st.tuples(st.integers(1, 4), st.sampled_from([1, 1, 2]), NAME,
+                   st.one_of(st.none(), st.integers(0, 4)), st.just(1))
+HANDLED = st.tuples(st.sampled_from([10, 10, 11, 12, 13]), st.sampled_from([101, 101, 202]),
+                    st.sampled_from([1, 2]), TS, st.sampled_from([0, 30, None]),
+                    st.sampled_from([None, "", "A"]))
+CALL = st.tuples(st.sampled_from([101, 101, 202]), TEXT, TEXT,
+                 st.one_of(TEXT, st.sampled_from(["+18005551", "+1800999", "+44"])), TS, TS)
+
+
+@settings(max_examples=5, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sm=st.lists(SM, max_size=12), mm=st.lists(MM, max_size=8),
+       cdrs=st.lists(CDR, max_size=8), persons=st.lists(PERSON, max_size=5),
+       folders=st.lists(FOLDER, max_size=6), handled=st.lists(HANDLED, max_size=8),
+       calls=st.lists(CALL, max_size=6), sw10=NAME)
+def test_generated_bad_rows_never_fail_a_day(tmp_path_factory, dbs, sm, mm, cdrs, persons,
+                                             folders, handled, calls, sw10):
+    """Random bad rows in every dataset's source (sentinel, huge and negative timestamps,
+    repeated keys, invalid bytes, nulls, ''), a whole day (pipeline.run_day, every metric,
+    BUs): the day is billed, and for every dataset the manifest's input rows plus its
+    rejected rows equal the source rows counted here."""
+    gim, gvp = dbs
+    root = tmp_path_factory.mktemp("day")
+    truncate(gim, "resource_", "media_type", "interaction_type", "sm_res_session_fact",
+             "gidb_g_login_session_mm", "gidb_gc_agent", "gidb_gc_folder",
+             "interaction_fact", "interaction_resource_fact", "contact_attempt_fact")
+    truncate(gvp, "gvp_cdr")
+    insert(gim, {
+        "resource_": [(10, 101, "AGENT", "a", "e", sw10, 1001),
+                      (11, 101, "QUEUE", "q", None, "SW", 1002),
+                      (12, 101, "AGENT", "b", "e", "SW", None),
+                      (13, 202, "AGENT", "c", "e", "SW", 1003)],
+        "sm_res_session_fact": [(k, tk, mk, rk, s, e, 0, f) for k, tk, rk, mk, s, e, f in sm],
+        "gidb_g_login_session_mm": mm,
+        "gidb_gc_agent": persons,
+        "gidb_gc_folder": folders,
+        "interaction_fact": [(i, tk, 1, 1, cid, ani, dnis, s, e)
+                             for i, (tk, cid, ani, dnis, s, e) in enumerate(calls)],
+        "interaction_resource_fact": [(i, i % max(len(calls), 1), tk, rk, mk, s, None, talk, a)
+                                      for i, (rk, tk, mk, s, talk, a) in enumerate(handled)],
+        "contact_attempt_fact": [(1, 101, "A", D0, None)],
+    }, **LATIN1)
+    insert(gvp, {"gvp_cdr": [(k, c, "p", s, e) for k, c, s, e in cdrs]}, base=False, **LATIN1)
+    t = parse_config(DAY_CONFIG.format(root=root), "day.yaml").tenants[0]
+    folder = Path(pipeline.run_day(t, BU_DAY, {"gim": gim, "gvp": gvp}.__getitem__))
+
+    manifest = _manifest(folder)
+    assert manifest["inputs"]["tfn_durations"] + manifest["inputs"]["pstn_durations"] == \
+        manifest["inputs"]["voice_calls"]
+
+    def accounted(name: str) -> int:
+        return manifest["inputs"][name] + sum(manifest["rejected"].get(name, {}).values())
+
+    assert accounted("sm_fact") == expect_sm_fact({10: sw10, 12: "SW"}, sm)["window"]
+    assert accounted("mm_sessions") == expect_mm(mm)["window"]
+    assert accounted("gvp_cdrs") == expect_cdrs(cdrs)["window"]
+    assert accounted("agent_resource") == sum(p[1] == 1 for p in persons)
+    assert accounted("folder") == sum(f[1] == 1 for f in folders)
+    assert accounted("handled") == sum(
+        rk in (10, 12) and tk == 101 and (talk or 0) > 0 and started_in_window(s)
+        for rk, tk, _m, s, talk, _a in handled)
+    assert accounted("voice_calls") == sum(tk == 101 and started_in_window(s)
+                                           for tk, _c, _a, _d, s, _e in calls)
+    kept_folders, _ = first_per_key([(f[0], stored(f[2]), f[3]) for f in folders if f[1] == 1])
+    bad_names = sum(bad_utf8(name) for _id, name, _p in kept_folders)
+    assert manifest.get("repaired", {}).get("folder", {}).get("name", 0) == bad_names
+    for name in ("voice_calls", "tfn_durations", "pstn_durations", "gvp_cdrs"):
+        table = storage.read_table(pipeline.dataset_path(t, BU_DAY, name)).to_pylist()
+        assert "" not in {r[k] for r in table for k in ("callid", "ani", "dnis") if k in r}
+
+
+def test_a_step_failure_names_tenant_day_step_dataset_and_key(tmp_path):
+    """A crash left in any step is one line naming the tenant, the day, the step and its
+    dataset or metric (and the key, where one is at fault); the cause stays chained."""
+    t = parse_config(BU_CONFIG.format(root=tmp_path), "bu.yaml").tenants[0]
+    cdrs = pa.table({"cdr_id": pa.array([3, 4], pa.int64()), "callid": ["X3", "X4"],
+                     "location": ["us_d", "us_d"], "start_ts": pa.array([D0, D0], pa.int64()),
+                     "end_ts": pa.array([D0 + 60, D0 + 60], pa.int64())})
+    cdr_path = pipeline.dataset_path(t, BU_DAY, "gvp_cdrs")
+    storage.write_table(cdr_path, cdrs)
+    stale = pa.table({"cdr_id": pa.array([3, 3, 4], pa.int64()),
+                      "location": ["us_d"] * 3, "bu_id": ["acme_BU_1"] * 3, "reason": [""] * 3})
+    bu_path = pipeline.work_path(t, BU_DAY, "cdr_bu")
+    storage.write_table(bu_path, stale)
+    with pytest.raises(pipeline.StepError) as err:
+        pipeline.compute(t, BU_DAY, "gvp_minutes", {"gvp_cdrs": cdr_path, "cdr_bu": bu_path})
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith("tenant 'acme', day 2026-03-05, step compute, metric gvp_minutes: ")
+    assert "dataset gvp_cdrs: key cdr_id 3, location 'us_d' appears more than once" in msg
+
+    Path(cdr_path).write_bytes(b"not parquet")
+    with pytest.raises(pipeline.StepError, match=r"^tenant 'acme', day 2026-03-05, step "
+                       r"compute, metric gvp_ports: Arrow\w+: [^\n]*$"):
+        pipeline.compute(t, BU_DAY, "gvp_ports", {"gvp_cdrs": cdr_path, "cdr_bu": bu_path})
+    with pytest.raises(datasets.SourceError, match=r"^tenant 'acme', day 2026-03-05: "
+                       r"dataset sm_fact: cannot connect"):
+        pipeline.extract(t, BU_DAY, "sm_fact",
+                         lambda _: "host=127.0.0.1 port=1 dbname=x user=postgres")

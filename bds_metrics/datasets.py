@@ -5,7 +5,10 @@ uses them as `$1`, `$2`, ...; values are never formatted into the SQL text by ha
 stream from the database as binary COPY, parsed into Arrow record batches by ADBC and
 written batch by batch into Parquet, so no Python object is made per row and memory stays
 bounded at any size. Unusable rows are filtered with Arrow compute and counted by reason;
-the counts travel in the Parquet file's metadata.
+the counts travel in the Parquet file's metadata (SPEC §4: every source row in the window
+is in the file or counted). A key that should be unique and repeats (`KEYS`) keeps the
+first row (the SQL orders by key, then every column) and counts the others
+`duplicate_key`; text that is not valid UTF-8 is repaired and counted (`repair_text`).
 
 Why the parameters are bound client-side (`inline`): PostgreSQL takes no bind parameters
 in `COPY (query) TO STDOUT`, and ADBC streams a result through COPY only for a query

@@ -400,6 +400,27 @@ def extract(name: str, dsn: str, values: dict[str, object], path: str) -> Stats:
         raise SourceError(f"dataset {name}: {exc}") from exc
 
 
+def repair_file(path: str, name: str) -> bool:
+    """Repair, in place, a dataset file written before its text was checked (a config
+    snapshot kept from an earlier run of the day: DECISIONS 33). Its rejected counts are
+    kept and the rows repaired are added; True when the file was rewritten.
+
+    The file is read whole: only the small configuration datasets are kept across runs.
+    """
+    table = storage.read_table(path)
+    try:
+        for col in table.columns:
+            if col.type == pa.string():
+                col.validate(full=True)
+        return False
+    except pa.ArrowInvalid:
+        pass
+    old = read_stats(path)
+    write_batches(path, name, table.to_batches(),
+                  Stats(rejected=dict(old.rejected), repaired=dict(old.repaired)))
+    return True
+
+
 def read_stats(path: str) -> Stats:
     """The row and rejection counts stored in a dataset file."""
     src = pa.BufferReader(storage.read_bytes(path)) if storage.is_url(path) else path

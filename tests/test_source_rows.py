@@ -591,3 +591,24 @@ def test_a_step_failure_names_tenant_day_step_dataset_and_key(tmp_path):
                        r"dataset sm_fact: cannot connect"):
         pipeline.extract(t, BU_DAY, "sm_fact",
                          lambda _: "host=127.0.0.1 port=1 dbname=x user=postgres")
+
+
+def test_a_kept_snapshot_with_invalid_text_is_repaired_on_reuse(tmp_path):
+    """A folder snapshot a failed run wrote before text was checked (invalid UTF-8 in a
+    name) is kept by the next run of the day, repaired in place, its counts kept."""
+    t = parse_config(BU_CONFIG.format(root=tmp_path), "bu.yaml").tenants[0]
+    path = pipeline.dataset_path(t, BU_DAY, "folder")
+    names = pa.array([b"Persons", b"Sales\xff", b"Sales\xff"], pa.binary()).view(pa.string())
+    table = pa.table({"folder_id": pa.array([1, 2, 3], pa.int64()), "name": names,
+                      "parent_id": pa.array([None, 1, 1], pa.int64())})
+    meta = {datasets.META_KEY: datasets.Stats(rows=3, rejected={"duplicate_key": 1}).to_json()}
+    storage.write_table(path, table.replace_schema_metadata(meta))
+    with pytest.raises(pa.ArrowInvalid):
+        storage.read_table(path).column("name").validate(full=True)
+    unreachable = "host=127.0.0.1 port=1 dbname=x user=postgres"  # the snapshot is kept
+    assert pipeline.extract(t, BU_DAY, "folder", lambda _: unreachable) == path
+    assert storage.read_table(path).column("name").to_pylist() == [
+        "Persons", "Sales\ufffd", "Sales\ufffd"]
+    assert datasets.read_stats(path) == datasets.Stats(
+        rows=3, rejected={"duplicate_key": 1}, repaired={"name": 2})
+    assert not datasets.repair_file(path, "folder")  # valid now: left as it is

@@ -254,7 +254,7 @@ def dbs(legacy):
     return gim, gvp
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sm=st.lists(SM, max_size=12), mm=st.lists(MM, max_size=10),
        cdrs=st.lists(CDR, max_size=10), sw10=TEXT, sw12=TEXT)
@@ -501,7 +501,7 @@ CALL = st.tuples(st.sampled_from([101, 101, 202]), TEXT, TEXT,
                  st.one_of(TEXT, st.sampled_from(["+18005551", "+1800999", "+44"])), TS, TS)
 
 
-@settings(max_examples=5, deadline=None,
+@settings(max_examples=4, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sm=st.lists(SM, max_size=12), mm=st.lists(MM, max_size=8),
        cdrs=st.lists(CDR, max_size=8), persons=st.lists(PERSON, max_size=5),

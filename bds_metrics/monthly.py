@@ -49,6 +49,7 @@ def emit_monthly(t: TenantConfig, any_day: dt.date) -> str | None:
          for d in days], ignore_index=True
     )
     bundle = Bundle(files=build_files(t, p, monthly_results(t, daily)))
+    repaired: dict[str, dict[str, int]] = {}
     for d in days:
         doc = json.loads(storage.read_bytes(manifest_path(t, billing_day(d, t.timezone))))
         for name, n in doc.get("inputs", {}).items():
@@ -59,6 +60,12 @@ def emit_monthly(t: TenantConfig, any_day: dt.date) -> str | None:
                 slot[reason] = slot.get(reason, 0) + int(n)
         for reason, n in doc.get("fallbacks", {}).items():
             bundle.fallbacks[reason] = bundle.fallbacks.get(reason, 0) + int(n)
+        for name, columns in doc.get("repaired", {}).items():
+            slot = repaired.setdefault(name, {})
+            for column, n in columns.items():
+                slot[column] = slot.get(column, 0) + int(n)
+    if repaired:
+        bundle.extra["repaired"] = {k: dict(sorted(v.items())) for k, v in sorted(repaired.items())}
     bundle.extra["days"] = [d.isoformat() for d in days]
     return publish(t, p, bundle)
 

@@ -10,8 +10,9 @@ operators and `run_day` both go through it. Month files: `monthly`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,8 @@ import pyarrow.compute as pc
 
 from . import attribution, datasets, storage
 from . import monthly as months
-from .compute import compute_metric
-from .config import TenantConfig
+from .compute import MappingError, compute_metric
+from .config import ConfigError, TenantConfig
 from .days import Period, billing_day
 from .emission import Bundle, build_files, publish
 from .layout import dataset_path, minutes_path, results_path, work_path
@@ -32,6 +33,44 @@ __all__ = ["dataset_path", "results_path", "work_path"]  # layout's, re-exported
 DsnFor = Callable[[str], str]  # Airflow conn id -> libpq DSN
 
 SPAN = ["start_ts", "end_ts"]  # the interval columns of the session datasets
+
+
+class StepError(RuntimeError):
+    """A step failed for a reason no other error names: one line with the tenant, the day,
+    the step and its dataset or metric (the traceback stays in the log). SPEC §4: a bad
+    row never fails a run, so this is a bug or an unreadable staging file, retried."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _named(step: str, what: str = "") -> Callable[[F], F]:
+    """Make a step's unexpected errors one line naming tenant, day and `what`.
+
+    `what` is formatted with the step's first argument after the day (a dataset or metric
+    name). Errors that already name their input (configuration, unmapped session, source)
+    keep their class, so the Airflow side still fails them fast or retries them; a source
+    error gains the tenant and day.
+    """
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(t: TenantConfig, day: dt.date, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(t, day, *args, **kwargs)
+            except (ConfigError, MappingError, StepError):
+                raise
+            except datasets.SourceError as exc:
+                raise datasets.SourceError(f"tenant {t.id!r}, day {day}: {exc}") from exc
+            except Exception as exc:
+                named = what.format(*args) if what else ""
+                raise StepError(
+                    f"tenant {t.id!r}, day {day}, step {step}{named}: "
+                    f"{type(exc).__name__}: {datasets.first_line(exc)}") from exc
+
+        return run  # type: ignore[return-value]
+
+    return wrap
 
 
 def bind_values(t: TenantConfig, p: Period) -> dict[str, object]:
@@ -47,12 +86,14 @@ def bind_values(t: TenantConfig, p: Period) -> dict[str, object]:
 # ---------------------------------------------------------------- extract
 
 
+@_named("extract", ", dataset {0}")
 def extract(
     t: TenantConfig, day: dt.date, name: str, dsn_for: DsnFor, *, reextract_config: bool = False
 ) -> str:
     """Extract one dataset of the day; config snapshots of a billed day are kept."""
     path = dataset_path(t, day, name)
     if name in CONFIG_SNAPSHOTS and not reextract_config and storage.exists(path):
+        datasets.repair_file(path, name)  # kept from before text was checked (DECISIONS 33)
         return path
     values = bind_values(t, billing_day(day, t.timezone))
     if name == "gvp_cdrs":
@@ -80,6 +121,7 @@ def _tagged_cdrs(
     return datasets.read_concurrently([source(dsn_for(c), c, loc) for c, loc in t.gvp_sources()])
 
 
+@_named("derive", ", dataset {0}")
 def derive(t: TenantConfig, day: dt.date, name: str, voice_calls: str) -> str:
     """tfn_durations / pstn_durations from the day's voice_calls (test calls left out)."""
     calls = storage.read_table(voice_calls)
@@ -108,6 +150,7 @@ def _frame(path: str | None, columns: list[str] | None = None) -> pd.DataFrame |
     return storage.read_table(path, columns).to_pandas()
 
 
+@_named("agent_bu", " (datasets sm_fact, mm_sessions, agent_resource, folder)")
 def attribute_agents(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> str:
     """agent_id → BU for every agent of the day's session datasets."""
     ids = [
@@ -128,6 +171,8 @@ def attribute_agents(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> st
     return path
 
 
+@_named("cdr_bu", " (datasets gvp_cdrs, tfn_durations, pstn_durations, agent_resource, "
+        "folder)")
 def attribute_cdrs(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> str:
     """cdr_id → BU for the day's GVP CDRs.
 
@@ -155,6 +200,7 @@ def attribute_cdrs(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> str:
 # ---------------------------------------------------------------- compute
 
 
+@_named("compute", ", metric {0}")
 def compute(t: TenantConfig, day: dt.date, metric: str, paths: dict[str, str]) -> str:
     """One metric's values for every region and scope; per-minute peaks beside them.
 
@@ -194,6 +240,7 @@ def _results_table(rows: pd.DataFrame) -> pa.Table:
 # ---------------------------------------------------------------- emit
 
 
+@_named("daily_files")
 def emit_daily(
     t: TenantConfig, day: dt.date, metric_paths: dict[str, str], dataset_paths: dict[str, str],
     attribution_paths: dict[str, str],
@@ -206,12 +253,17 @@ def emit_daily(
         ignore_index=True,
     )
     bundle = Bundle(files=build_files(t, p, results))
+    repaired: dict[str, dict[str, int]] = {}
     for name in sorted(dataset_paths):
         stats = datasets.read_stats(dataset_paths[name])
         bundle.inputs[name] = stats.rows
         if stats.rejected:
             bundle.rejected[name] = stats.rejected
+        if stats.repaired:
+            repaired[name] = dict(sorted(stats.repaired.items()))
     bundle.fallbacks = _fallbacks(attribution_paths)
+    if repaired:  # absent when no text needed repair (DECISIONS)
+        bundle.extra["repaired"] = repaired
     storage.write_table(results_path(t, day), _results_table(results))
     storage.write_table(results_path(t, day, "usage"),
                         pa.Table.from_pandas(minutes, preserve_index=False))
@@ -264,7 +316,7 @@ def run_action(action: str, t: TenantConfig, day: dt.date, name: str | None,
     if action == "daily_files":
         return emit_daily(t, day, inputs["metrics"], inputs["datasets"], inputs["maps"])
     if action == "month_files":
-        return months.emit_monthly(t, day)  # None: the month is incomplete (skipped)
+        return emit_monthly(t, day)  # None: the month is incomplete (skipped)
     if action == "month_report":
         month_folder = inputs["month_folder"]
         # The month's usage report (SPEC §10), for people: beside the month's files but
@@ -297,5 +349,5 @@ def run_day(t: TenantConfig, day: dt.date, dsn_for: DsnFor, *, reextract_config:
     return folder
 
 
-emit_monthly = months.emit_monthly  # for callers of the pipeline module
+emit_monthly = _named("month_files")(months.emit_monthly)  # one-line errors, as every step
 month_status = months.month_status

@@ -124,7 +124,7 @@ def cmd_status(a: argparse.Namespace) -> int:
     days = status.day_states(t, first, last, runs)
     for d in days:
         print(f"{d.day}  {d.text}")
-    for m in status.month_states(t, first, last):
+    for m in status.month_states(t, first, last, known=days):
         print(m.text)
     bad = [d for d in days if d.state in status.BAD]
     if bad:
@@ -194,7 +194,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(a.root, days=a.days, agents=a.agents)
+    return run_demo(a.root, days=a.days, agents=a.agents, ui=a.ui, port=a.port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--root", default=".bds/demo", help="where the demo keeps everything")
     d.add_argument("--days", type=int, default=21)
     d.add_argument("--agents", type=int, default=300)
+    d.add_argument("--ui", action="store_true",
+                   help="then keep the databases and run Airflow (UI, scheduler) until Ctrl-C")
+    d.add_argument("--port", type=int, default=8080, help="the Airflow UI's port (--ui)")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -150,16 +150,22 @@ def day_states(t: TenantConfig, first: dt.date, last: dt.date,
 
 
 def month_states(t: TenantConfig, first: dt.date, last: dt.date,
-                 now: dt.datetime | None = None) -> list[MonthStatus]:
-    """Every month touching [first, last] that has a billable day."""
+                 now: dt.datetime | None = None,
+                 known: list[DayStatus] | None = None) -> list[MonthStatus]:
+    """Every month touching [first, last] that has a billable day. `known`: day states
+    already read (`day_states`), so their manifests are not read twice."""
     months = sorted({d.replace(day=1) for d in date_range(first, last)})
     due = last_due_day(t, now)
+    seen = {d.day.isoformat(): d.manifest for d in known or []}
     out = []
     for m in months:
         days = [d for d in month_days(m) if d >= t.production_date]
         if not days:
             continue
-        docs = published(t, "daily", {d.isoformat() for d in days})
+        unknown = {d.isoformat() for d in days} - set(seen)
+        docs = {k: v for k, v in seen.items() if v is not None}
+        if unknown:
+            docs.update(published(t, "daily", unknown))
         missing = [d for d in days if d.isoformat() not in docs and d <= due]
         not_due = any(d > due for d in days)
         label = m.strftime("%Y-%m")

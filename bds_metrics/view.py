@@ -27,7 +27,7 @@ def calendar(t: TenantConfig, first: dt.date, last: dt.date,
              now: dt.datetime | None = None) -> dict:
     """Day states of [first, last] and the months they touch."""
     days = status.day_states(t, first, last, runs, now)
-    months = status.month_states(t, first, last, now)
+    months = status.month_states(t, first, last, now, days)
     return {
         "tenant": t.id, "from": first.isoformat(), "to": last.isoformat(),
         "days": [{"day": d.day.isoformat(), "state": d.state, "version": d.version,

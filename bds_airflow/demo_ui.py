@@ -97,8 +97,10 @@ def serve(root: Path, cfg, uri: str, last: dt.date, port: int) -> int:
     os.chmod(pw_file, 0o600)
     port = _free(port)
     url = f"http://127.0.0.1:{port}"
+    airflow = Path(sys.executable).with_name("airflow")
     env = dict(os.environ)
     env.update({
+        "PATH": f"{airflow.parent}{os.pathsep}{env.get('PATH', '')}",  # standalone runs `airflow`
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -114,7 +116,6 @@ def serve(root: Path, cfg, uri: str, last: dt.date, port: int) -> int:
     log_path = home / "standalone.log"
     print(f"\nbds demo --ui: {n} demo run(s) recorded as scheduled; starting Airflow "
           f"(log {log_path}) ...", flush=True)
-    airflow = Path(sys.executable).with_name("airflow")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([str(airflow), "standalone"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

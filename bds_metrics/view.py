@@ -193,7 +193,7 @@ def overview(t: TenantConfig, now: dt.datetime | None = None) -> dict:
     expected = max((due - t.production_date).days + 1, 0)
     return {"id": t.id, "name": t.name, "timezone": t.timezone,
             "production_date": t.production_date.isoformat(),
-            "last_day": max(have) if have else None,
+            "last_day": max(have) if have else None, "last_due": due.isoformat(),
             "days_with_files": len(have), "days_due": expected,
             "scopes": [{"id": s, "name": n or "tenant"} for s, n in t.scopes()],
             "metrics": list(t.metrics), "regions": [r.code for r in t.regions]}

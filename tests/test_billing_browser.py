@@ -147,10 +147,12 @@ def test_billing_page_in_chromium(demo, server, browser, tmp_path):
     d.switch_to.frame(frame)
     _wait("the tenant list", lambda: d.find_elements(By.CSS_SELECTOR, "#tenant-list option"))
 
-    # Pick a tenant.
+    # Pick a tenant and the demo's weeks (the default range ends yesterday).
     search = d.find_element(By.ID, "tenant-search")
     search.clear()
     search.send_keys("acme")
+    for field, value in (("from", "2026-02-09"), ("to", "2026-03-03")):
+        d.execute_script("arguments[0].value = arguments[1]", d.find_element(By.ID, field), value)
     d.find_element(By.ID, "show").click()
     _wait("acme's calendar", lambda: d.find_elements(By.CSS_SELECTOR, ".day[data-day]"))
     out = demo / "out" / "acme"
@@ -160,6 +162,7 @@ def test_billing_page_in_chromium(demo, server, browser, tmp_path):
               for e in d.find_elements(By.CSS_SELECTOR, ".day[data-day]")}
     assert states["2026-02-23"] == "published" and states["2026-02-25"] == "restated"
     assert states["2026-02-27"] == "missing"  # the demo billed four days
+    assert "2026-02-22" not in states  # before the production date: no billing day
 
     # A day's values equal its billing CSVs (every scope, region, metric and group).
     day = "2026-02-24"

@@ -68,7 +68,7 @@ async function pick(id, from, to, period) {
   if (!t) { notice(`No tenant ${id}`, true); return; }
   tenant = t;
   $("tenant-search").value = t.id;
-  const end = to || t.last_day || addDays(new Date().toISOString().slice(0, 10), -1);
+  const end = to || t.last_due;  // the last day that has ended: a gap shows as missing
   $("to").value = end;
   let start = from || addDays(end, -41);
   if (start < t.production_date) start = t.production_date;
@@ -374,7 +374,7 @@ $("show").addEventListener("click", () => {
 });
 $("tenant-search").addEventListener("change", () => {
   const id = $("tenant-search").value.trim();
-  if (!tenant || id !== tenant.id) pick(id, null, null, null);
+  if (!tenant || id !== tenant.id) pick(id, $("from").value || null, $("to").value || null, null);
 });
 $("chart-metric").addEventListener("change", drawChart);
 $("chart-scope").addEventListener("change", async () => { series = await loadSeries(); drawChart(); });

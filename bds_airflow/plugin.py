@@ -26,6 +26,7 @@ BILLING_VIEW = {
     "href": "/bds/",
     "destination": "nav",
     "url_route": "billing",
+    "nav_top_level": True,  # its own entry in the navigation bar, not under "Plugins"
     "icon": "/bds/static/billing-icon.svg",
 }
 

@@ -139,9 +139,12 @@ def test_billing_page_in_chromium(demo, server, browser, tmp_path):
 
     # The Billing entry of Airflow's navigation leads to the plugin's page (an iframe).
     d.get(server.url + "/")
-    _wait("the Billing entry in the navigation", lambda: [
-        e for e in d.find_elements(By.CSS_SELECTOR, "a, button") if e.text.strip() == "Billing"])
-    d.get(server.url + "/plugin/billing")
+    entry = _wait("the Billing entry in the navigation", lambda: (
+        d.find_elements(By.CSS_SELECTOR, 'a[href$="plugin/billing"]') or
+        [e for e in d.find_elements(By.CSS_SELECTOR, "a, button") if e.text.strip() == "Billing"]
+    ))[0]
+    entry.click()
+    _wait("the Billing page's address", lambda: d.current_url.endswith("/plugin/billing"))
     frame = _wait("the plugin's iframe", lambda: d.find_element(By.TAG_NAME, "iframe"))
     assert frame.get_attribute("src").endswith("/bds/")
     d.switch_to.frame(frame)

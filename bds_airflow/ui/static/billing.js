@@ -81,9 +81,7 @@ async function load() {
   writeHash();
   const t = tenant;
   $("tenant-name").textContent = `${t.name} (${t.id})`;
-  $("tenant-meta").textContent = ` · ${t.timezone} · billed from ${t.production_date} · ` +
-    `${t.days_with_files} of ${t.days_due} due days have files` +
-    (t.last_day ? ` · last ${t.last_day}` : "");
+  $("tenant-meta").textContent = ` · ${t.timezone} · billed from ${t.production_date}`;
   $("tenant-head").classList.remove("hidden");
   const q = `from=${$("from").value}&to=${$("to").value}`;
   notice("Loading…");
@@ -91,6 +89,10 @@ async function load() {
     const [cal, ser] = await Promise.all([
       api(`api/tenants/${t.id}/calendar?${q}`), loadSeries()]);
     renderCalendar(cal);
+    const count = (st) => cal.days.filter((d) => d.state === st).length;
+    $("tenant-meta").textContent = ` · ${t.timezone} · billed from ${t.production_date} · ` +
+      `${cal.from} … ${cal.to}: ${count("published")} published, ${count("restated")} restated, ` +
+      `${count("missing")} missing, ${count("failed")} failed`;
     notice(cal.airflow === "read" ? "" : cal.airflow, cal.airflow !== "read");
     series = ser;
     renderChartControls();

@@ -94,6 +94,12 @@ def period(t: TenantConfig, label: str) -> dict:
                                 "region": r["Region"], "metric": r["MetricName"],
                                 "group": int(r["AgentGroupName"]),
                                 "value": int(r["MessageSize"]), "record": r})
+    rank = {"metric": {m: i for i, m in enumerate(t.metrics)},
+            "scope": {s: i for i, (s, _) in enumerate(t.scopes())},
+            "region": {r.code: i for i, r in enumerate(t.regions)}}
+    billing.sort(key=lambda b: (rank["metric"].get(b["metric"], 99),
+                                rank["scope"].get(b["scope"], 99),
+                                rank["region"].get(b["region"], 99), b["group"]))
     audit = []
     for n in names:
         if n.startswith("audit_"):

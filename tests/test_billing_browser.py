@@ -191,6 +191,7 @@ def test_billing_page_in_chromium(demo, server, browser, tmp_path):
     d.find_element(By.CSS_SELECTOR, '.tabs button[data-tab="audit"]').click()
     chips = d.find_elements(By.CSS_SELECTOR, "#audit-table .agent")
     assert chips and any("·" in c.text for c in chips)
+    _shot(d, "billing-audit.png", shots)
 
     # Download a file through the API server and compare bytes.
     d.find_element(By.CSS_SELECTOR, '.tabs button[data-tab="files"]').click()
@@ -213,8 +214,10 @@ def test_billing_page_in_chromium(demo, server, browser, tmp_path):
         (out / "daily" / restated / "corrections_20260225_v2.csv").read_text())))
     assert len(rows) == len(corr) > 0
     for shown_row, r in zip(rows, corr, strict=True):
-        assert shown_row[2:] == [r["Region"], r["MetricName"], r["AgentGroupName"],
-                                 r["OldMessageSize"], r["NewMessageSize"]]
+        assert shown_row[2:7] == [r["Region"], r["MetricName"], r["AgentGroupName"],
+                                  r["OldMessageSize"], r["NewMessageSize"]]
+        change = int(r["NewMessageSize"]) - int(r["OldMessageSize"])
+        assert shown_row[7] == f"{change:+d}"
     _shot(d, "billing-restated.png", shots)
 
     # The chart of daily values (Chart.js drew on the canvas).

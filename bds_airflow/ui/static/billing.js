@@ -185,6 +185,8 @@ async function openPeriod(label) {
     return;
   }
   renderPeriod(p);
+  $("period").scrollIntoView({block: "start"});
+  window.scrollBy(0, -60);
 }
 
 function renderPeriod(p) {
@@ -218,7 +220,9 @@ function renderValues(p) {
   for (const m of metrics) {
     const part = p.billing.filter((r) => r.metric === m);
     const groups = [...new Set(part.map((r) => r.group))].sort();
-    rows.push(`<tr class="metric-row"><td colspan="${2 + groups.length}">${esc(m)}</td></tr>`);
+    rows.push(`<tr class="metric-row"><th>${esc(m)}</th><th>Region</th>` +
+              groups.map((g) => `<th class="num">${GROUP[g] || "Group " + g}</th>`).join("") +
+              (groups.length < 2 ? "<th></th>" : "") + "</tr>");
     const keys = [];
     for (const r of part) {
       const k = r.scope + "|" + r.region;
@@ -233,12 +237,12 @@ function renderValues(p) {
                `data-region="${esc(region)}" data-group="${g}">${r ? r.value : ""}</td>`;
       });
       rows.push(`<tr><td>${esc(first.scope_name)}${scope ? ` <span class="muted small">${esc(scope)}</span>` : ""}</td>` +
-                `<td>${esc(region)}</td>${cells.join("")}</tr>`);
+                `<td>${esc(region)}</td>${cells.join("")}${groups.length < 2 ? "<td></td>" : ""}</tr>`);
     }
-    rows.push(`<tr><td colspan="2"></td>${groups.map((g) => `<th class="num">${GROUP[g] || g}</th>`).join("")}</tr>`);
   }
-  $("tab-values").innerHTML = `<table id="values-table"><thead><tr><th>Scope</th><th>Region</th>` +
-    `<th class="num" colspan="2">MessageSize (AgentGroupName)</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+  $("tab-values").innerHTML = `<p class="muted small">MessageSize per metric, scope and region as in the ` +
+    `billing files (AgentGroupName 1: concurrent peak, ports or minutes; 2: enabled).</p>` +
+    `<table id="values-table"><tbody>${rows.join("")}</tbody></table>`;
 }
 
 function agentChip(p, id) {
@@ -303,12 +307,13 @@ function renderVersions(p) {
   const html = vs.map((v) => {
     const corr = v.corrections.length ? `<table class="corrections" data-version="${v.number}"><thead><tr>` +
       `<th>RecordDate</th><th>Tier3AccountID</th><th>Region</th><th>Metric</th><th>Group</th>` +
-      `<th class="num">Old</th><th class="num">New</th></tr></thead><tbody>` +
+      `<th class="num">Old</th><th class="num">New</th><th class="num">Change</th></tr></thead><tbody>` +
       v.corrections.map((c) => {
         const o = Number(c.OldMessageSize), n = Number(c.NewMessageSize);
         return `<tr><td>${esc(c.RecordDate)}</td><td>${esc(c.Tier3AccountID || "tenant")}</td>` +
           `<td>${esc(c.Region)}</td><td>${esc(c.MetricName)}</td><td>${esc(c.AgentGroupName)}</td>` +
-          `<td class="num">${esc(c.OldMessageSize || "–")}</td><td class="num ${n > o ? "up" : "down"}">${esc(c.NewMessageSize || "–")}</td></tr>`;
+          `<td class="num">${esc(c.OldMessageSize || "–")}</td><td class="num ${n > o ? "up" : "down"}">${esc(c.NewMessageSize || "–")}</td>` +
+          `<td class="num">${c.OldMessageSize && c.NewMessageSize ? (n > o ? "+" : "") + (n - o) : ""}</td></tr>`;
       }).join("") + "</tbody></table>" :
       (v.number > 1 && v.corrections_file ? '<p class="muted">No MessageSize changed (names or rows only).</p>' : "");
     const files = v.current ? "" : `<p class="small">Kept files: ${v.files.map((f) =>

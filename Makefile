@@ -6,7 +6,7 @@ REQ_HASH := $(shell sha256sum requirements.txt pyproject.toml | sha256sum | cut 
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: venv demo demo-ui test lint bench clean browser
+.PHONY: venv demo demo-ui test lint bench bench-ui clean browser
 
 venv: $(STAMP)
 
@@ -46,6 +46,10 @@ lint: venv
 BENCH_SCALE ?= 100000
 bench: venv
 	$(VENV)/bin/python -m bench.run --sessions $(BENCH_SCALE) $(BENCH_ARGS)
+
+# The Billing page's cost on 1000 tenants x 365 days of generated stored results.
+bench-ui: venv
+	$(VENV)/bin/python -m bench.billing_page --out BENCHMARKS.md $(BENCH_UI_ARGS)
 
 clean:
 	rm -rf $(VENV) .bds

@@ -151,18 +151,21 @@ def test_billing_page_in_chromium(demo, server, browser, tmp_path):
     _wait("the tenant list", lambda: d.find_elements(By.CSS_SELECTOR, "#tenant-list option"))
 
     # Pick a tenant and the demo's weeks (the default range ends yesterday).
+    _wait("the first tenant's calendar", lambda: d.find_elements(By.CSS_SELECTOR, ".day"))
     search = d.find_element(By.ID, "tenant-search")
     search.clear()
     search.send_keys("acme")
     for field, value in (("from", "2026-02-09"), ("to", "2026-03-03")):
         d.execute_script("arguments[0].value = arguments[1]", d.find_element(By.ID, field), value)
     d.find_element(By.ID, "show").click()
-    _wait("acme's calendar", lambda: d.find_elements(By.CSS_SELECTOR, ".day[data-day]"))
+    states = dict(_wait("acme's calendar of the demo's weeks", lambda: [
+        s for s in [d.execute_script(
+            "return [...document.querySelectorAll('.day[data-day]')]"
+            ".map(e => [e.dataset.day, e.dataset.state])")]
+        if ["2026-02-23", "published"] in s][0]))
     out = demo / "out" / "acme"
     days = sorted(p.name for p in (out / "daily").iterdir())
     assert days == ["2026-02-23", "2026-02-24", "2026-02-25", "2026-02-26"]
-    states = {e.get_attribute("data-day"): e.get_attribute("data-state")
-              for e in d.find_elements(By.CSS_SELECTOR, ".day[data-day]")}
     assert states["2026-02-23"] == "published" and states["2026-02-25"] == "restated"
     assert states["2026-02-27"] == "missing"  # the demo billed four days
     assert "2026-02-22" not in states  # before the production date: no billing day

@@ -13,6 +13,7 @@ const GROUP = {1: "Concurrent (1)", 2: "Enabled (2)"};
 const COLOURS = ["#0b6bcb", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0c8599", "#c2255c"];
 
 let tenants = [], tenant = null, chart = null, series = null, selected = null;
+let loads = 0;  // only the latest request's answer is drawn
 
 async function api(path) {
   const r = await fetch(path, {credentials: "same-origin", headers: {Accept: "application/json"}});
@@ -85,9 +86,11 @@ async function load() {
   $("tenant-head").classList.remove("hidden");
   const q = `from=${$("from").value}&to=${$("to").value}`;
   notice("Loading…");
+  const mine = ++loads;
   try {
     const [cal, ser] = await Promise.all([
       api(`api/tenants/${t.id}/calendar?${q}`), loadSeries()]);
+    if (mine !== loads) return;
     renderCalendar(cal);
     const count = (st) => cal.days.filter((d) => d.state === st).length;
     $("tenant-meta").textContent = ` · ${t.timezone} · billed from ${t.production_date} · ` +
@@ -178,12 +181,14 @@ async function openPeriod(label) {
   const cell = document.querySelector(`.day[data-day="${label}"]`);
   if (cell) cell.classList.add("selected");
   let p;
+  const mine = ++loads;
   try {
     p = await api(`api/tenants/${tenant.id}/periods/${label}`);
   } catch (e) {
     notice(e.message, true);
     return;
   }
+  if (mine !== loads) return;
   renderPeriod(p);
   $("period").scrollIntoView({block: "start"});
   window.scrollBy(0, -60);

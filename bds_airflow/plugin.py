@@ -1,15 +1,26 @@
-"""The project's Airflow plugin (entry point `airflow.plugins: bds`).
+"""The project's Airflow plugin: what the scheduler, the DAG processor, the triggerer
+and the API server must know about bds.
 
-The Billing page (SPEC §12): a FastAPI app the API server mounts at `/bds`, and an
-external view that puts it in the UI's navigation (shown inside the UI at
-`/plugin/billing`). The app is imported on its first request only, so schedulers,
-workers and the DAG processor that load this plugin never import FastAPI's security
-layer for it.
+Registered through the package's `airflow.plugins` entry point (pyproject.toml), so a
+`pip install` of bds into an existing Airflow is enough: no file to copy into the
+plugins folder.
+
+- `timetables`: the billing-day timetable (SPEC §8), needed to deserialize bds DAGs.
+- `fastapi_root_middlewares`: on the API server, a manual trigger of a bds DAG (the UI's
+  trigger form or `POST /api/v2/dags/{dag_id}/dagRuns`) gets the first instant of the
+  billing day its logical date names as logical date (`bds_airflow.trigger_identity`).
+- `fastapi_apps` and `external_views`: the Billing page (SPEC §12), a FastAPI app the API
+  server mounts at `/bds`, and its entry in the UI's navigation (shown inside the UI at
+  `/plugin/billing`). The app is imported on its first request only, so schedulers,
+  workers and the DAG processor that load this plugin never import it.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
+
+from .timetable import BillingDayTimetable
+from .trigger_identity import BillingDayTriggerMiddleware
 
 
 class _BillingApp:
@@ -33,5 +44,10 @@ BILLING_VIEW = {
 
 class BdsPlugin(AirflowPlugin):
     name = "bds"
+    timetables = [BillingDayTimetable]
+    fastapi_root_middlewares = [
+        {"middleware": BillingDayTriggerMiddleware,
+         "args": [], "kwargs": {}, "name": "bds billing-day trigger identity"},
+    ]
     fastapi_apps = [{"app": _BillingApp(), "url_prefix": "/bds", "name": "bds billing"}]
     external_views = [BILLING_VIEW]

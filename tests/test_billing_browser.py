@@ -56,6 +56,10 @@ def _chromium() -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
+    """The demo's files (BDS_BROWSER_DEMO: reuse the root of an earlier such run)."""
+    reuse = os.environ.get("BDS_BROWSER_DEMO")
+    if reuse:
+        return Path(reuse)
     root = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AIRFLOW", "BDS_", "PYTEST_"))}
@@ -116,6 +120,12 @@ def _wait(what: str, check, timeout: float = 60):
     raise AssertionError(f"timed out waiting for {what} (last error: {last})")
 
 
+def _click(d, element) -> None:
+    """Scroll the element to the middle of the view (the page's bar is sticky), click."""
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
 def _shot(d, name: str, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     d.save_screenshot(str(out / name))
@@ -172,7 +182,7 @@ def test_billing_page_in_chromium(demo, server, browser, tmp_path):
 
     # A day's values equal its billing CSVs (every scope, region, metric and group).
     day = "2026-02-24"
-    d.find_element(By.CSS_SELECTOR, f'.day[data-day="{day}"]').click()
+    _click(d, d.find_element(By.CSS_SELECTOR, f'.day[data-day="{day}"]'))
     _wait("the day's values",
           lambda: d.find_elements(By.CSS_SELECTOR, "#values-table td[data-metric]"))
     assert day in d.find_element(By.ID, "period-title").text
@@ -191,24 +201,24 @@ def test_billing_page_in_chromium(demo, server, browser, tmp_path):
     _shot(d, "billing-day.png", shots)
 
     # The audit tab names agents with user name and employee id.
-    d.find_element(By.CSS_SELECTOR, '.tabs button[data-tab="audit"]').click()
+    _click(d, d.find_element(By.CSS_SELECTOR, '.tabs button[data-tab="audit"]'))
     chips = d.find_elements(By.CSS_SELECTOR, "#audit-table .agent")
     assert chips and any("·" in c.text for c in chips)
     _shot(d, "billing-audit.png", shots)
 
     # Download a file through the API server and compare bytes.
-    d.find_element(By.CSS_SELECTOR, '.tabs button[data-tab="files"]').click()
+    _click(d, d.find_element(By.CSS_SELECTOR, '.tabs button[data-tab="files"]'))
     name = f"acme_seats_chat_{day.replace('-', '')}.csv"
-    d.find_element(By.CSS_SELECTOR, f'#files-table a[data-file="{name}"]').click()
+    _click(d, d.find_element(By.CSS_SELECTOR, f'#files-table a[data-file="{name}"]'))
     got = _wait("the download", lambda: (d.downloads / name).exists() and
                 (d.downloads / name).read_bytes())
     assert got == (out / "daily" / day / name).read_bytes()
 
     # The restated day: its versions and corrections.
     restated = "2026-02-25"
-    d.find_element(By.CSS_SELECTOR, f'.day[data-day="{restated}"]').click()
+    _click(d, d.find_element(By.CSS_SELECTOR, f'.day[data-day="{restated}"]'))
     _wait("the restated day", lambda: "restated" in d.find_element(By.ID, "version-badge").text)
-    d.find_element(By.CSS_SELECTOR, '.tabs button[data-tab="versions"]').click()
+    _click(d, d.find_element(By.CSS_SELECTOR, '.tabs button[data-tab="versions"]'))
     table = _wait("the corrections", lambda: d.find_element(
         By.CSS_SELECTOR, 'table.corrections[data-version="2"]'))
     rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bds_metrics.days import day_of_interval_start, local_midnight
+from bds_metrics.days import billing_day_of, local_midnight
 from bds_metrics.status import RunInfo
 
 WAIT_STATES = ("deferred", "up_for_reschedule")
@@ -40,7 +40,7 @@ def latest_runs(tenant_id: str, tz: str, first: dt.date, last: dt.date,
             .order_by(DagRun.id)).all()
         latest: dict[dt.date, tuple] = {}
         for r in rows:
-            latest[day_of_interval_start(r.data_interval_start, tz)] = r  # id order: last wins
+            latest[billing_day_of(r.data_interval_start, tz)] = r  # id order: last wins
         active = [r.run_id for r in latest.values() if str(r.state) in ("queued", "running")]
         waiting = set()
         if active:

@@ -112,6 +112,9 @@ def serve(root: Path, cfg, uri: str, last: dt.date, port: int) -> int:
         "AIRFLOW__API__BASE_URL": url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        # the log servers of the scheduler and triggerer: free ports, not 8793/8794
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free(8793)),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free(8794)),
     })
     log_path = home / "standalone.log"
     print(f"\nbds demo --ui: {n} demo run(s) recorded as scheduled; starting Airflow "
@@ -142,7 +145,7 @@ def serve(root: Path, cfg, uri: str, last: dt.date, port: int) -> int:
 
 
 def _wait_ready(url: str, password: str, proc: subprocess.Popen, log: Path,
-                timeout: float = 300) -> str:
+                timeout: float = 900) -> str:
     import requests
 
     deadline = time.monotonic() + timeout

@@ -179,6 +179,10 @@ def test_billing_page_in_chromium(demo, server, browser, tmp_path):
     assert states["2026-02-23"] == "published" and states["2026-02-25"] == "restated"
     assert states["2026-02-27"] == "missing"  # the demo billed four days
     assert "2026-02-22" not in states  # before the production date: no billing day
+    _wait("the chart", lambda: d.execute_script(
+        "return window.Chart && Chart.getChart('chart') && "
+        "Chart.getChart('chart').data.datasets.length"))
+    _shot(d, "billing-calendar.png", shots)  # calendar and chart of the range
 
     # A day's values equal its billing CSVs (every scope, region, metric and group).
     day = "2026-02-24"
@@ -233,8 +237,4 @@ def test_billing_page_in_chromium(demo, server, browser, tmp_path):
         assert shown_row[7] == f"{change:+d}"
     _shot(d, "billing-restated.png", shots)
 
-    # The chart of daily values (Chart.js drew on the canvas).
-    d.execute_script("document.getElementById('chart-card').scrollIntoView()")
-    assert d.execute_script("return Chart.getChart('chart').data.datasets.length") > 0
-    _shot(d, "billing-chart.png", shots)
     d.switch_to.default_content()

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import storage
+from . import restate, storage
 from .catalog import CONCURRENT, ENABLED, Metric
 from .config import TenantConfig
 from .days import Period, iso_utc
@@ -106,7 +106,8 @@ def _audit_row(m: Metric, region: str, tier3: str, group: int, r: dict) -> tuple
     return (m.name, region, tier3, group, value, first, last, agents)
 
 
-def manifest_text(t: TenantConfig, p: Period, bundle: Bundle) -> str:
+def manifest_text(t: TenantConfig, p: Period, bundle: Bundle,
+                  revision: restate.Revision | None = None) -> str:
     files = []
     for name in sorted(bundle.files):
         data = bundle.files[name].encode("utf-8")
@@ -120,6 +121,7 @@ def manifest_text(t: TenantConfig, p: Period, bundle: Bundle) -> str:
         "tenant": t.id,
         "period": {"kind": p.kind, "label": p.label, "start": iso_utc(p.start),
                    "end": iso_utc(p.end), "timezone": t.timezone},
+        **_version_keys(revision),
         "files": files,
         "inputs": dict(sorted(bundle.inputs.items())),
         "rejected": {k: dict(sorted(v.items())) for k, v in sorted(bundle.rejected.items())},
@@ -127,6 +129,16 @@ def manifest_text(t: TenantConfig, p: Period, bundle: Bundle) -> str:
         **bundle.extra,
     }
     return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def _version_keys(revision: restate.Revision | None) -> dict[str, object]:
+    """`version` (and `supersedes` from version 2 on): SPEC §7 Restatements."""
+    if revision is None:
+        return {}
+    keys: dict[str, object] = {"version": revision.version}
+    if revision.supersedes:
+        keys["supersedes"] = revision.supersedes
+    return keys
 
 
 def publish(t: TenantConfig, p: Period, bundle: Bundle) -> str:
@@ -137,10 +149,13 @@ def publish(t: TenantConfig, p: Period, bundle: Bundle) -> str:
     instant a manifest present in the folder matches the files it names (a crash leaves
     either the old consistent period, or no manifest until the next run completes it).
     Stale files (e.g. of a BU removed from the config) are removed after the new manifest
-    is in place.
+    is in place. When the billing files change, the previous version is first kept in
+    history and a corrections file joins the bundle (`restate.revise`).
     """
     folder = period_folder(t, p)
-    manifest = manifest_text(t, p, bundle).encode("utf-8")
+    revision = restate.revise(t.output_root, t.id, p.kind, p.label, p.stamp, bundle.files)
+    bundle.files = {**bundle.files, **revision.files}
+    manifest = manifest_text(t, p, bundle, revision).encode("utf-8")
     mpath = storage.join(folder, MANIFEST)
     if storage.exists(mpath) and storage.read_bytes(mpath) != manifest:
         storage.remove(mpath)

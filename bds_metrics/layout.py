@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from . import storage
+from . import restate, storage
 
 if TYPE_CHECKING:
     from .config import TenantConfig
@@ -50,7 +50,8 @@ def results_path(t: TenantConfig, day: dt.date, name: str = "results") -> str:
 
 
 def period_folder(t: TenantConfig, p: Period) -> str:
-    return storage.join(t.output_root, t.id, p.kind, p.label)
+    """`<output_root>/<tenant>/<daily|monthly>/<label>` (restate.output_folder)."""
+    return restate.output_folder(t.output_root, t.id, p.kind, p.label)
 
 
 def manifest_path(t: TenantConfig, p: Period) -> str:

@@ -57,13 +57,28 @@ def _conf(context: Mapping[str, Any]) -> Mapping[str, Any]:
     return getattr(run, "conf", None) or {}
 
 
+def resolve_dsn(t: TenantConfig, conn_id: str) -> str:
+    """The libpq DSN of an Airflow connection. One Airflow does not know is a ConfigError
+    naming it, in one line: the task fails without retry (no retry storm), and `bds run`
+    checks every connection of the tenant before it runs anything."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from .connections import get_dsn
+
+    try:
+        return get_dsn(conn_id)
+    except AirflowNotFoundException:
+        raise ConfigError(
+            f"{t.source}: tenant {t.id!r}: Airflow connection {conn_id!r} is not defined "
+            f"(set AIRFLOW_CONN_{conn_id.upper()}, or add it to the metadata DB or a "
+            "secrets backend)") from None
+
+
 # step(t, day, name, inputs, conf) -> the path (or message) the task returns as its XCom.
 def _extract(t, day, name, inputs, conf):
     from bds_metrics import pipeline
 
-    from .connections import get_dsn
-
-    return pipeline.extract(t, day, name, get_dsn,
+    return pipeline.extract(t, day, name, lambda conn_id: resolve_dsn(t, conn_id),
                             reextract_config=run_option(t, conf, "reextract_config"))
 
 

@@ -96,6 +96,88 @@ def cmd_verify(a: argparse.Namespace) -> int:
     return 1 if problems or checked == 0 else 0
 
 
+def airflow_runs(t: TenantConfig, first: dt.date, last: dt.date) -> tuple[dict, str | None]:
+    """(billing day → latest run, None) from Airflow's metadata, or ({}, why not)."""
+    try:
+        from . import airflow_env
+
+        airflow_env.configure()
+        from .run_states import latest_runs
+
+        return latest_runs(t.id, t.timezone, first, last), None
+    except Exception as exc:  # the stored results alone still give every day's files
+        return {}, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def cmd_status(a: argparse.Namespace) -> int:
+    from bds_metrics import status
+
+    t = load_config(a.config).tenant(a.tenant)
+    first = max(a.from_ or t.production_date, t.production_date)
+    last = a.to or status.last_due_day(t)
+    if last < first:
+        print(f"bds status: --to {last} is before --from {first}", file=sys.stderr)
+        return 2
+    runs, why = ({}, "not asked (--no-airflow)") if a.no_airflow else airflow_runs(t, first, last)
+    print(f"tenant {t.id} ({t.timezone}), billing days {first} .. {last}; Airflow runs: "
+          f"{'read' if why is None else 'unknown, ' + why}")
+    days = status.day_states(t, first, last, runs)
+    for d in days:
+        print(f"{d.day}  {d.text}")
+    for m in status.month_states(t, first, last, known=days):
+        print(m.text)
+    bad = [d for d in days if d.state in status.BAD]
+    if bad:
+        print(f"{len(bad)} day(s) missing or failed: {status.ranges([d.day for d in bad])}")
+    return 1 if bad else 0
+
+
+def cmd_diff(a: argparse.Namespace) -> int:
+    from bds_metrics import restate
+
+    t = load_config(a.config).tenant(a.tenant)
+    kind = "daily" if len(a.period) == 10 else "monthly"
+    vs = restate.versions(t.output_root, t.id, kind, a.period)
+    if not vs:
+        print(f"bds diff: tenant {t.id}, period {a.period}: not published", file=sys.stderr)
+        return 1
+    cur = vs[-1]
+    by_number = {v.number: v for v in vs}
+    n = a.version if a.version is not None else cur.number - 1
+    if n == cur.number:
+        print(f"tenant {t.id}, {a.period}: v{n} is the current version (same version)")
+        return 0
+    if n not in by_number:
+        have = ", ".join(f"v{v.number}" for v in vs)
+        if len(vs) == 1:
+            print(f"tenant {t.id}, {a.period}: one version (v{cur.number}), nothing differs")
+            return 0 if a.version is None else 1
+        print(f"bds diff: tenant {t.id}, period {a.period}: no version {n} (has {have})",
+              file=sys.stderr)
+        return 1
+    rows = restate.diff(by_number[n], cur)
+    print(f"tenant {t.id}, {a.period}: v{n} -> v{cur.number} (current), "
+          f"{len(rows)} billing row(s) differ")
+    if rows:
+        print(f"{'RecordDate':<11} {'Tier3AccountID':<16} {'Region':<7} {'MetricName':<16} "
+              f"{'Group':<5} v{n} -> v{cur.number}")
+    for rd, tier3, region, metric, group, old, new in rows:
+        print(f"{rd:<11} {tier3 or '(tenant)':<16} {region:<7} {metric:<16} {group:<5} "
+              f"{old or '-'} -> {new or '-'}")
+    return 0
+
+
+def _period(s: str) -> str:
+    for fmt, n in (("%Y-%m-%d", 10), ("%Y-%m", 7)):
+        try:
+            if len(s) == n:
+                dt.datetime.strptime(s, fmt)
+                return s
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD) or month (YYYY-MM): {s!r}")
+
+
 def cmd_report(a: argparse.Namespace) -> int:
     from bds_metrics.report import ReportError, write_report
 
@@ -112,7 +194,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(a.root, days=a.days, agents=a.agents)
+    return run_demo(a.root, days=a.days, agents=a.agents, ui=a.ui, port=a.port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,10 +238,30 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--to", type=_date)
     ver.set_defaults(func=cmd_verify)
 
+    st = sub.add_parser("status", help="each billing day's and month's state",
+                        parents=[common])
+    st.add_argument("-t", "--tenant", required=True)
+    st.add_argument("--from", dest="from_", type=_date, help="default: the production date")
+    st.add_argument("--to", type=_date, help="default: the last day that has ended")
+    st.add_argument("--no-airflow", action="store_true",
+                    help="stored results only; do not read Airflow's metadata")
+    st.set_defaults(func=cmd_status)
+
+    df = sub.add_parser("diff", help="billing rows that differ between two versions",
+                        parents=[common])
+    df.add_argument("-t", "--tenant", required=True)
+    df.add_argument("--period", type=_period, required=True, help="YYYY-MM-DD or YYYY-MM")
+    df.add_argument("--version", type=int,
+                    help="compare this version with the current one (default: the previous)")
+    df.set_defaults(func=cmd_diff)
+
     d = sub.add_parser("demo", help="the embedded demo, end to end", parents=[common])
     d.add_argument("--root", default=".bds/demo", help="where the demo keeps everything")
     d.add_argument("--days", type=int, default=21)
     d.add_argument("--agents", type=int, default=300)
+    d.add_argument("--ui", action="store_true",
+                   help="then keep the databases and run Airflow (UI, scheduler) until Ctrl-C")
+    d.add_argument("--port", type=int, default=8080, help="the Airflow UI's port (--ui)")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import storage
+from . import restate, storage
 from .catalog import CATALOG
 from .config import TenantConfig
 from .days import Period, iso_utc
@@ -46,7 +46,7 @@ def csv_text(header: tuple[str, ...], rows: list[tuple]) -> str:
 
 
 def period_folder(t: TenantConfig, p: Period) -> str:
-    return storage.join(t.output_root, t.id, p.kind, p.label)
+    return restate.output_folder(t.output_root, t.id, p.kind, p.label)
 
 
 @dataclass
@@ -109,7 +109,8 @@ def _audit_row(metric: str, kind: str, region: str, tier3: str, group: int, r: d
     return (metric, region, tier3, group, value, first, last, agents)
 
 
-def manifest_text(t: TenantConfig, p: Period, bundle: Bundle) -> str:
+def manifest_text(t: TenantConfig, p: Period, bundle: Bundle,
+                  revision: restate.Revision | None = None) -> str:
     files = []
     for name in sorted(bundle.files):
         data = bundle.files[name].encode("utf-8")
@@ -123,6 +124,7 @@ def manifest_text(t: TenantConfig, p: Period, bundle: Bundle) -> str:
         "tenant": t.id,
         "period": {"kind": p.kind, "label": p.label, "start": iso_utc(p.start),
                    "end": iso_utc(p.end), "timezone": t.timezone},
+        **_version_keys(revision),
         "files": files,
         "inputs": dict(sorted(bundle.inputs.items())),
         "rejected": {k: dict(sorted(v.items())) for k, v in sorted(bundle.rejected.items())},
@@ -130,6 +132,16 @@ def manifest_text(t: TenantConfig, p: Period, bundle: Bundle) -> str:
         **bundle.extra,
     }
     return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def _version_keys(revision: restate.Revision | None) -> dict[str, object]:
+    """`version` (and `supersedes` from version 2 on): SPEC §7 Restatements."""
+    if revision is None:
+        return {}
+    keys: dict[str, object] = {"version": revision.version}
+    if revision.supersedes:
+        keys["supersedes"] = revision.supersedes
+    return keys
 
 
 def publish(t: TenantConfig, p: Period, bundle: Bundle) -> str:
@@ -140,10 +152,13 @@ def publish(t: TenantConfig, p: Period, bundle: Bundle) -> str:
     instant a manifest present in the folder matches the files it names (a crash leaves
     either the old consistent period, or no manifest until the next run completes it).
     Stale files (e.g. of a BU removed from the config) are removed after the new manifest
-    is in place.
+    is in place. When the billing files change, the previous version is first kept in
+    history and a corrections file joins the bundle (`restate.revise`).
     """
     folder = period_folder(t, p)
-    manifest = manifest_text(t, p, bundle).encode("utf-8")
+    revision = restate.revise(t.output_root, t.id, p.kind, p.label, p.stamp, bundle.files)
+    bundle.files = {**bundle.files, **revision.files}
+    manifest = manifest_text(t, p, bundle, revision).encode("utf-8")
     mpath = storage.join(folder, "manifest.json")
     if storage.exists(mpath) and storage.read_bytes(mpath) != manifest:
         storage.remove(mpath)

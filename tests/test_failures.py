@@ -197,6 +197,8 @@ def _assert_importer_safe(folder: Path, valid: dict[str, set[bytes]]) -> int:
     for f in folder.iterdir():
         if f.name.startswith(".tmp-"):
             continue  # hidden temp names of interrupted writes: never an importer's file
+        if f.name.startswith("corrections_"):
+            continue  # each version's corrections: checked through the manifest below
         if f.name == "manifest.json":
             doc = json.loads(f.read_bytes())  # parses: never truncated
             for entry in doc["files"]:

@@ -259,12 +259,14 @@ def test_full_disk_while_emitting_a_day_is_one_line_naming_the_file(
     t, root = case
     monkeypatch.setattr(t, "output_root", str(tiny_disk / "out"))
     _fill(tiny_disk)
-    with pytest.raises(storage.StorageError) as ei:
+    with pytest.raises(pipeline.StepError) as ei:  # the step names tenant, day and step
         _run(t)
+    assert isinstance(ei.value.__cause__, storage.StorageError)
     msg = str(ei.value)
     assert "\n" not in msg
-    assert msg.startswith(f"{tiny_disk}/out/acme/daily/2026-03-08/")
-    assert msg.endswith(": cannot write: No space left on device")
+    assert msg.startswith("tenant 'acme', day 2026-03-08, step daily_files: StorageError: "
+                          f"{tiny_disk}/out/acme/daily/2026-03-08/")
+    assert msg.endswith(".csv: cannot write: No space left on device")
     os.unlink(tiny_disk / "filler")  # space again: the next run completes the period
     folder = _run(t)
     assert verify_folder(str(folder)) == []

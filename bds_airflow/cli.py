@@ -31,6 +31,13 @@ def cmd_config_validate(a: argparse.Namespace) -> int:
                 print(f"      location {loc.code}: {sw}{gvp}")
         for bu_id, name in t.scopes()[1:]:
             print(f"    business unit {bu_id}: {name}")
+        for m in (t.metric(name) for name in t.metrics):
+            if not m.builtin:
+                media = f" media {', '.join(m.media)}" if m.media else ""
+                rule = m.handled_media if m.qualifies == "handled_media" else m.qualifies
+                print(f"    custom metric {m.name}: {m.sessions}{media}, qualifies {rule}, "
+                      f"enabled {'daily' if m.enabled_daily else 'monthly'}, codes "
+                      f"{m.channel_type}/{m.service_class}/{m.activity_type}/{m.status}")
     return 0
 
 

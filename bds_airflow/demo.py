@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from bds_metrics.days import date_range
+from bds_metrics.days import billing_day, billing_month, date_range
 
 FIRST_DAY = dt.date(2026, 2, 23)
 GIM_DB, GVP_DB, GVP_EU_DB = "bds_demo_gim", "bds_demo_gvp", "bds_demo_gvp_eu"
@@ -205,27 +205,33 @@ def _summary(t, first: dt.date, last: dt.date) -> str:
     """Per scope and metric: the largest daily value of the range, and complete months."""
     out_root = Path(t.output_root) / t.id
     lines = [f"{t.name} ({t.id}, {t.timezone}), billing days {first} .. {last}:"]
-    header = f"  {'scope':<14} {'region':<7} {'metric':<15} {'max daily':>9}"
+    from bds_metrics.catalog import CONCURRENT, ENABLED
+    from bds_metrics.layout import billing_file, period_folder
+
+    conc, enab = str(CONCURRENT), str(ENABLED)
+    width = max(len(m) for m in t.metrics)
+    header = f"  {'scope':<14} {'region':<7} {'metric':<{width}} {'max daily':>9}"
     months = sorted(p.name for p in (out_root / "monthly").glob("*") if p.is_dir())
     for m in months:
         header += f" {m + ' conc':>13} {m + ' enab':>13}"
     lines.append(header)
-    days = [d.isoformat() for d in date_range(first, last)]
+    days = [billing_day(d, t.timezone) for d in date_range(first, last)]
     for tier3, name in t.scopes():
         owner = tier3 or t.id
         for metric in t.metrics:
             for region in t.regions:
                 best = 0
                 for d in days:
-                    f = out_root / "daily" / d / f"{owner}_{metric}_{d.replace('-', '')}.csv"
+                    f = Path(period_folder(t, d)) / billing_file(owner, metric, d)
                     for r in _read_csv(f):
-                        if r["Region"] == region.code and r["AgentGroupName"] == "1":
+                        if r["Region"] == region.code and r["AgentGroupName"] == conc:
                             best = max(best, int(r["MessageSize"]))
-                row = f"  {(name or 'tenant'):<14} {region.code:<7} {metric:<15} {best:>9}"
+                row = f"  {(name or 'tenant'):<14} {region.code:<7} {metric:<{width}} {best:>9}"
                 for m in months:
-                    f = out_root / "monthly" / m / f"{owner}_{metric}_{m.replace('-', '')}.csv"
+                    p = billing_month(dt.date.fromisoformat(m + "-01"), t.timezone)
+                    f = Path(period_folder(t, p)) / billing_file(owner, metric, p)
                     vals = {r["AgentGroupName"]: r["MessageSize"] for r in _read_csv(f)
                             if r["Region"] == region.code}
-                    row += f" {vals.get('1', '-'):>13} {vals.get('2', '-'):>13}"
+                    row += f" {vals.get(conc, '-'):>13} {vals.get(enab, '-'):>13}"
                 lines.append(row)
     return "\n".join(lines) + "\n"

@@ -98,7 +98,7 @@ def run_days(
     from airflow import settings
 
     from bds_metrics.days import billing_day
-    from bds_metrics.emission import period_folder
+    from bds_metrics.layout import period_folder
 
     scheduler_dag = _sync_dag(dag)
     conf = {"wait_for_settle": False, "reextract_config": reextract_config}

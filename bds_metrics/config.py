@@ -27,7 +27,10 @@ from pydantic import (
     model_validator,
 )
 
+from .catalog import BUILTIN, GVP_METRICS, METRICS, SEAT_METRICS, Metric, SeatSpec, seat_metric
 from .names import name_key
+
+__all__ = ["GVP_METRICS", "METRICS", "SEAT_METRICS"]  # the registry's, re-exported
 
 BLACKLIST = (
     "agents",
@@ -39,9 +42,6 @@ BLACKLIST = (
     "agent logins",
     "campaign groups",
 )
-METRICS = ("seats_chat", "seats_outbound", "gvp_ports", "gvp_minutes")
-SEAT_METRICS = ("seats_chat", "seats_outbound")
-GVP_METRICS = ("gvp_ports", "gvp_minutes")
 DEFAULT_BU_NAME = "Default"
 
 _ID = r"^[a-z0-9_]{1,40}$"
@@ -186,6 +186,24 @@ class BusinessUnit(_Strict):
 _BLACKLIST_KEYS = frozenset(name_key(n) for n in BLACKLIST)
 
 
+class CustomMetric(SeatSpec):
+    """An operator-defined seat metric (SPEC §5.3): a registry seat entry in the config."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_builtin(cls, v: str) -> str:
+        if v in BUILTIN:
+            raise ValueError(f"{v!r} is a built-in metric; a custom metric needs its own name")
+        return v
+
+
+def _custom_names(key: str, entries: list[CustomMetric]) -> None:
+    names = [c.name for c in entries]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise _KeyedError(key, f"custom metric(s) {dup} defined twice")
+
+
 class GimFilter(_Strict):
     tenant_key: int | None = None
     tenant_dbid: int | None = None
@@ -210,11 +228,17 @@ class Defaults(_Strict):
     retry_delay_seconds: int = Field(default=60, ge=1, le=3600)
     settle_hours: float = Field(default=2, ge=0, le=72)
     wait_for_settle: StrictBool = True
+    custom_metrics: list[CustomMetric] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
         return _zone(v)
+
+    @model_validator(mode="after")
+    def _customs(self) -> Defaults:
+        _custom_names("custom_metrics[].name", self.custom_metrics)
+        return self
 
 
 class Tenant(_Strict):
@@ -239,6 +263,7 @@ class Tenant(_Strict):
     retry_delay_seconds: int | None = Field(default=None, ge=1, le=3600)
     settle_hours: float | None = Field(default=None, ge=0, le=72)
     wait_for_settle: StrictBool | None = None
+    custom_metrics: list[CustomMetric] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -260,15 +285,15 @@ class Tenant(_Strict):
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, v: list[str]) -> list[str]:
-        for m in v:
-            if m not in METRICS:
-                raise ValueError(f"unknown metric {m!r}; known: {list(METRICS)}")
+        # Whether each name is known is checked with the defaults' custom metrics at hand
+        # (`_tenant_catalog`).
         if len(set(v)) != len(v):
             raise ValueError("a metric is listed twice")
         return v
 
     @model_validator(mode="after")
     def _consistent(self) -> Tenant:
+        _custom_names("custom_metrics[].name", self.custom_metrics)
         _unique("regions[].code", [r.code for r in self.regions])
         locs = [loc for r in self.regions for loc in r.locations]
         _unique("locations[].code", [loc.code for loc in locs])
@@ -335,9 +360,12 @@ class _File(_Strict):
 class TenantConfig:
     """One tenant with its defaults resolved: what every task needs, nothing more."""
 
-    def __init__(self, tenant: Tenant, defaults: Defaults, source: str):
+    def __init__(self, tenant: Tenant, defaults: Defaults, source: str,
+                 catalog: dict[str, Metric] | None = None):
         self.raw = tenant
         self.source = source
+        # name -> Metric of every metric this tenant may bill (registry + custom_metrics)
+        self.catalog: dict[str, Metric] = BUILTIN if catalog is None else catalog
 
         def pick(key: str) -> Any:
             v = getattr(tenant, key)
@@ -370,10 +398,14 @@ class TenantConfig:
     def default_bu_id(self) -> str:
         return f"{self.id}_BU_0"
 
+    def metric(self, name: str) -> Metric:
+        """The registry entry of one of the tenant's metrics (custom ones included)."""
+        return self.catalog[name]
+
     @property
     def has_gvp(self) -> bool:
         """The tenant bills a GVP metric: it reads GVP CDRs and attributes them."""
-        return any(m in GVP_METRICS for m in self.metrics)
+        return any(self.catalog[m].family == "gvp" for m in self.metrics)
 
     @property
     def locations(self) -> list[tuple[Region, Location]]:
@@ -552,7 +584,37 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         parsed = _File.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, data, source, text)) from None
-    return Config(source, [TenantConfig(t, parsed.defaults, source) for t in parsed.tenants])
+    shared = _shared_catalog(parsed.defaults)
+    return Config(source, [TenantConfig(t, parsed.defaults, source,
+                                        _tenant_catalog(t, parsed.defaults, shared, source))
+                           for t in parsed.tenants])
+
+
+def _shared_catalog(defaults: Defaults) -> dict[str, Metric]:
+    """Built-ins plus the defaults' custom metrics: built once per load, shared by every
+    tenant that defines none of its own (DAG parse time does not grow with tenants)."""
+    if not defaults.custom_metrics:
+        return BUILTIN
+    return {**BUILTIN, **{c.name: seat_metric(c, builtin=False) for c in defaults.custom_metrics}}
+
+
+def _tenant_catalog(t: Tenant, defaults: Defaults, shared: dict[str, Metric], source: str
+                    ) -> dict[str, Metric]:
+    """The metrics a tenant may list (SPEC §5.3); a name defined in the defaults and in the
+    tenant, or a listed metric defined nowhere, is an error naming the key."""
+    catalog = shared
+    if t.custom_metrics:
+        twice = sorted({c.name for c in t.custom_metrics}
+                       & {c.name for c in defaults.custom_metrics})
+        if twice:
+            raise ConfigError(f"{source}: tenant {t.id!r}: key custom_metrics[].name: custom "
+                              f"metric(s) {twice} are defined in defaults and in the tenant")
+        catalog = {**shared, **{c.name: seat_metric(c, builtin=False) for c in t.custom_metrics}}
+    unknown = [m for m in t.metrics if m not in catalog]
+    if unknown:
+        raise ConfigError(f"{source}: tenant {t.id!r}: key metrics: unknown metric "
+                          f"{unknown[0]!r}; known: {list(catalog)}")
+    return catalog
 
 
 def _check_duplicate_tenants(data: dict[str, Any], source: str) -> None:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import restate, storage
-from .catalog import CATALOG
+from .catalog import CONCURRENT, ENABLED, Metric
 from .config import TenantConfig
 from .days import Period, iso_utc
+from .layout import MANIFEST, audit_file, billing_file, period_folder
 
 if TYPE_CHECKING:  # publishing needs no pandas; a killed-and-restarted emitter starts fast
     import pandas as pd
@@ -45,10 +46,6 @@ def csv_text(header: tuple[str, ...], rows: list[tuple]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def period_folder(t: TenantConfig, p: Period) -> str:
-    return restate.output_folder(t.output_root, t.id, p.kind, p.label)
-
-
 @dataclass
 class Bundle:
     """The files of one period, in memory: name → text, and the manifest's extra facts."""
@@ -73,7 +70,7 @@ def build_files(t: TenantConfig, p: Period, results: pd.DataFrame) -> dict[str, 
     files: dict[str, str] = {}
     audit: list[tuple] = []
     for metric in t.metrics:
-        codes = CATALOG[metric]
+        codes = t.metric(metric)
         groups = codes.groups(p.kind)
         for tier3, tier3_name in t.scopes():
             rows = []
@@ -91,22 +88,22 @@ def build_files(t: TenantConfig, p: Period, results: pd.DataFrame) -> dict[str, 
                         region.code, metric, codes.channel_type, codes.service_class,
                         codes.activity_type, codes.status, g, value,
                     ))
-                    audit.append(_audit_row(metric, codes.kind, region.code, tier3, g, r))
-            owner = tier3 or t.id
-            files[f"{owner}_{metric}_{p.stamp}.csv"] = csv_text(BILLING_HEADER, rows)
-    files[f"audit_{p.stamp}.csv"] = csv_text(AUDIT_HEADER, audit)
+                    audit.append(_audit_row(codes, region.code, tier3, g, r))
+            files[billing_file(tier3 or t.id, metric, p)] = csv_text(BILLING_HEADER, rows)
+    files[audit_file(p)] = csv_text(AUDIT_HEADER, audit)
     return files
 
 
-def _audit_row(metric: str, kind: str, region: str, tier3: str, group: int, r: dict) -> tuple:
+def _audit_row(m: Metric, region: str, tier3: str, group: int, r: dict) -> tuple:
+    """Peak seconds on concurrent rows of metrics with a peak; agent ids on seat rows."""
     value = int(r["value"])
     first = last = ""
-    if group == 1 and kind in ("seats", "ports") and value > 0:
+    if group == CONCURRENT and m.has_peak and value > 0:
         first, last = iso_utc(r["peak_first"]), iso_utc(r["peak_last"])
     agents = ""
-    if kind == "seats" and (group == 2 or value > 0):
+    if m.has_agents and (group == ENABLED or value > 0):
         agents = " ".join(str(a) for a in sorted(int(a) for a in r["agents"]))
-    return (metric, region, tier3, group, value, first, last, agents)
+    return (m.name, region, tier3, group, value, first, last, agents)
 
 
 def manifest_text(t: TenantConfig, p: Period, bundle: Bundle,
@@ -159,13 +156,13 @@ def publish(t: TenantConfig, p: Period, bundle: Bundle) -> str:
     revision = restate.revise(t.output_root, t.id, p.kind, p.label, p.stamp, bundle.files)
     bundle.files = {**bundle.files, **revision.files}
     manifest = manifest_text(t, p, bundle, revision).encode("utf-8")
-    mpath = storage.join(folder, "manifest.json")
+    mpath = storage.join(folder, MANIFEST)
     if storage.exists(mpath) and storage.read_bytes(mpath) != manifest:
         storage.remove(mpath)
     for name, text in bundle.files.items():
         storage.write_atomic(storage.join(folder, name), text.encode("utf-8"))
     storage.write_atomic(mpath, manifest)
-    keep = set(bundle.files) | {"manifest.json"}
+    keep = set(bundle.files) | {MANIFEST}
     for name in storage.listdir(folder):
         if name not in keep and name.endswith(".csv"):
             storage.remove(storage.join(folder, name))
@@ -180,7 +177,7 @@ def verify_folder(folder: str) -> list[str]:
         "(the next run of this period removes it)"
         for name in storage.temp_files(folder) if not storage.temp_in_use(folder, name)
     ]
-    mpath = storage.join(folder, "manifest.json")
+    mpath = storage.join(folder, MANIFEST)
     if not storage.exists(mpath):
         return [*problems, f"{mpath}: manifest missing"]
     try:

@@ -256,6 +256,14 @@ def test_yaml_merge_keys_still_work() -> None:
 # --------------------------------------------------------------------------- invalid
 
 
+def custom(**kw: Any) -> dict[str, Any]:
+    """A valid custom_metrics entry (SPEC §5.3) with `kw` changed (None: key removed)."""
+    entry = {"name": "seats_x", "sessions": "sm_fact", "media": ["VOICE"],
+             "qualifies": {"ocs": True}, "enabled": "daily", "channel_type": 14,
+             "service_class": 91, "activity_type": 5, "status": "SEATS", **kw}
+    return {k: v for k, v in entry.items() if v is not None}
+
+
 def tenant0(d: dict[str, Any]) -> dict[str, Any]:
     return d["tenants"][0]
 
@@ -350,7 +358,68 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], Any], str, str, str]] = [
     ("unknown-metric", lambda d: tenant0(d)["metrics"].append("seats_voice"),
      "acme", "metrics",
      "unknown metric 'seats_voice'; known: "
-     "['seats_chat', 'seats_outbound', 'gvp_ports', 'gvp_minutes']"),
+     "['seats_chat', 'seats_outbound', 'seats_inbound_voice', 'seats_email', 'seats_sms', "
+     "'gvp_ports', 'gvp_minutes']"),
+    # custom metrics (SPEC §5.3)
+    ("custom-bad-name", lambda d: tenant0(d).update(custom_metrics=[custom(name="voice_x")]),
+     "acme", "custom_metrics.0.name", "String should match pattern '^seats_[a-z0-9_]{1,58}$'"),
+    ("custom-builtin-name", lambda d: tenant0(d).update(
+        custom_metrics=[custom(name="seats_chat")]),
+     "acme", "custom_metrics.0.name",
+     "'seats_chat' is a built-in metric; a custom metric needs its own name"),
+    ("custom-twice-in-tenant", lambda d: tenant0(d).update(
+        custom_metrics=[custom(), custom()]),
+     "acme", "custom_metrics[].name", "custom metric(s) ['seats_x'] defined twice"),
+    ("custom-twice-in-defaults", lambda d: d["defaults"].update(
+        custom_metrics=[custom(), custom()]),
+     "-", "defaults.custom_metrics[].name", "custom metric(s) ['seats_x'] defined twice"),
+    ("custom-in-defaults-and-tenant", lambda d: (
+        d["defaults"].update(custom_metrics=[custom()]),
+        tenant0(d).update(custom_metrics=[custom()])),
+     "acme", "custom_metrics[].name",
+     "custom metric(s) ['seats_x'] are defined in defaults and in the tenant"),
+    ("custom-unknown-sessions", lambda d: tenant0(d).update(
+        custom_metrics=[custom(sessions="gvp_cdrs")]),
+     "acme", "custom_metrics.0.sessions", "Input should be 'sm_fact' or 'mm_sessions'"),
+    ("custom-unknown-media", lambda d: tenant0(d).update(
+        custom_metrics=[custom(media=["VOICE", "PIGEON"])]),
+     "acme", "custom_metrics.0.media",
+     "media: unknown media 'PIGEON'; known: ['VOICE', 'CHAT', 'EMAIL', 'SMS', 'WEBFORM', "
+     "'FAX', 'WORKITEM', 'FACEBOOK', 'TWITTER', 'WHATSAPP'] (catalog.yaml `media`)"),
+    ("custom-media-missing", lambda d: tenant0(d).update(
+        custom_metrics=[{k: v for k, v in custom().items() if k != "media"}]),
+     "acme", "custom_metrics.0", "media: required with sessions sm_fact"),
+    ("custom-media-with-mm", lambda d: tenant0(d).update(
+        custom_metrics=[custom(sessions="mm_sessions")]),
+     "acme", "custom_metrics.0",
+     "media: multimedia login sessions have no media (sm_fact only)"),
+    ("custom-unknown-qualifies", lambda d: tenant0(d).update(
+        custom_metrics=[custom(qualifies={"ocs": False})]),
+     "acme", "custom_metrics.0.qualifies",
+     "unknown qualification {'ocs': False}: always | {handled_media: MEDIA} | {ocs: true}"),
+    ("custom-unknown-handled-media", lambda d: tenant0(d).update(
+        custom_metrics=[custom(qualifies={"handled_media": "chat"})]),
+     "acme", "custom_metrics.0.qualifies", "handled_media: unknown media 'chat'; known: "
+     "['VOICE', 'CHAT', 'EMAIL', 'SMS', 'WEBFORM', 'FAX', 'WORKITEM', 'FACEBOOK', 'TWITTER', "
+     "'WHATSAPP'] (catalog.yaml `media`)"),
+    ("custom-bad-enabled", lambda d: tenant0(d).update(
+        custom_metrics=[custom(enabled="weekly")]),
+     "acme", "custom_metrics.0.enabled", "Input should be 'daily' or 'monthly'"),
+    ("custom-negative-code", lambda d: tenant0(d).update(
+        custom_metrics=[custom(service_class=-1)]),
+     "acme", "custom_metrics.0.service_class", "Input should be greater than or equal to 0"),
+    ("custom-code-as-text", lambda d: tenant0(d).update(
+        custom_metrics=[custom(channel_type="14")]),
+     "acme", "custom_metrics.0.channel_type", "Input should be a valid integer"),
+    ("custom-bad-status", lambda d: tenant0(d).update(
+        custom_metrics=[custom(status="=HYPERLINK()")]),
+     "acme", "custom_metrics.0.status", "String should match pattern '^[A-Za-z0-9_]{1,64}$'"),
+    ("custom-unknown-key", lambda d: tenant0(d).update(
+        custom_metrics=[custom(frequency="daily")]),
+     "acme", "custom_metrics.0.frequency", "unknown key"),
+    ("custom-not-defined", lambda d: tenant0(d)["metrics"].append("seats_x"),
+     "acme", "metrics", "unknown metric 'seats_x'; known: ['seats_chat', 'seats_outbound', "
+     "'seats_inbound_voice', 'seats_email', 'seats_sms', 'gvp_ports', 'gvp_minutes']"),
     ("metric-twice", lambda d: tenant0(d)["metrics"].append("seats_chat"),
      "acme", "metrics", "a metric is listed twice"),
     ("no-metrics", lambda d: tenant0(d).update(metrics=[]),
@@ -426,6 +495,24 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], Any], str, str, str]] = [
     ("retries-too-many", lambda d: tenant0(d).update(retries=21),
      "acme", "retries", "Input should be less than or equal to 20"),
 ]
+
+
+def test_custom_metrics_from_defaults_and_tenant(tmp_path: Path) -> None:
+    """A tenant gets the defaults' custom metrics plus its own (SPEC §5.3)."""
+    from bds_metrics.config import load_config
+
+    d = copy.deepcopy(doc())
+    d["defaults"]["custom_metrics"] = [custom()]
+    tenant0(d)["custom_metrics"] = [custom(name="seats_y", sessions="mm_sessions", media=None,
+                                          qualifies="always", enabled="monthly")]
+    tenant0(d)["metrics"] += ["seats_x", "seats_y"]
+    t = load_config(write(tmp_path, dump(d))).tenant("acme")
+    x, y = t.metric("seats_x"), t.metric("seats_y")
+    assert (x.inputs, x.media, x.qualifies, x.enabled_daily, x.builtin) == (
+        ("sm_fact", "handled"), ("VOICE",), "ocs", True, False)
+    assert (y.inputs, y.qualifies, y.groups("daily"), y.groups("monthly")) == (
+        ("mm_sessions", "agent_switch"), "always", (1,), (1, 2))
+    assert (x.channel_type, x.service_class, x.activity_type, x.status) == (14, 91, 5, "SEATS")
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def bag(tmp_path, monkeypatch):
 
 def test_one_dag_per_tenant_without_import_errors(bag):
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == ["bds_acme", "bds_globex"]
+    assert sorted(bag.dag_ids) == ["bds_acme", "bds_billing_days", "bds_globex"]
 
 
 def test_timetable_interval_and_start(bag):
@@ -80,6 +80,30 @@ def test_task_groups_and_tasks(bag):
     globex = bag.get_dag("bds_globex")
     assert "extract.gvp_cdrs" not in globex.task_ids  # no GVP metric, no GVP connection
     assert "compute.gvp_ports" not in globex.task_ids
+
+
+def test_the_dag_is_the_day_plan_one_operator_class_per_kind(bag):
+    """build_dag turns plan.day_plan into tasks (what pipeline.run_day walks): every
+    step is a task of its kind's class, upstream of it exactly the steps it reads."""
+    from bds_metrics.config import load_config
+    from bds_metrics.plan import day_plan, leaves
+
+    cfg = load_config()
+    for tenant in ("acme", "globex"):
+        t = cfg.tenant(tenant)
+        dag = bag.get_dag(f"bds_{tenant}")
+        plan = day_plan(t)
+        assert set(dag.task_ids) == {"wait_settled"} | {st.task_id for st in plan}
+        for st in plan:
+            task = dag.get_task(st.task_id)
+            assert type(task).__name__ == f"Bds{st.kind.capitalize()}Operator", st.task_id
+            want = set(leaves(st.inputs)) | ({"wait_settled"} if st.kind == "extract" else set())
+            assert task.upstream_task_ids == want, st.task_id
+            assert (task.max_active_tis_per_dag == 1) == st.serial
+    kinds = {type(task).__name__ for task in bag.get_dag("bds_acme").tasks}
+    assert kinds == {"SettledSensor", "BdsExtractOperator", "BdsDeriveOperator",
+                     "BdsAttributeOperator", "BdsComputeOperator", "BdsEmitOperator",
+                     "BdsMonthlyOperator"}
 
 
 def test_retries_with_exponential_backoff(bag):
@@ -123,7 +147,7 @@ def test_bad_config_is_an_import_error_with_one_clear_message(tmp_path, monkeypa
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.dag_ids == []
+    assert bag.dag_ids == ["bds_billing_days"]  # reads BDS_CONFIG only when its task runs
     # every part file says the same thing: no DAG file stays up with the old DAGs
     assert sorted(bag.import_errors) == [str(f) for f in DAG_FILES]
     for err in bag.import_errors.values():

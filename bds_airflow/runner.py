@@ -90,6 +90,10 @@ def run_days(
     os.environ["BDS_CONFIG"] = t.source
     airflow_env.configure(quiet=not verbose)
     airflow_env.ensure_migrated()
+    from .steps import resolve_dsn
+
+    for conn_id in t.conn_ids():  # a missing connection: one line now, not N failed tasks
+        resolve_dsn(t, conn_id)
     dag = load_dag(t)
     from airflow import settings
 

@@ -89,6 +89,23 @@ def _conf(context: Mapping[str, Any]) -> Mapping[str, Any]:
     return getattr(run, "conf", None) or {}
 
 
+def resolve_dsn(t: TenantConfig, conn_id: str) -> str:
+    """The libpq DSN of an Airflow connection. One Airflow does not know is a ConfigError
+    naming it, in one line: the task fails without retry (no retry storm), and `bds run`
+    checks every connection of the tenant before it runs anything."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from .connections import get_dsn
+
+    try:
+        return get_dsn(conn_id)
+    except AirflowNotFoundException:
+        raise ConfigError(
+            f"{t.source}: tenant {t.id!r}: Airflow connection {conn_id!r} is not defined "
+            f"(set AIRFLOW_CONN_{conn_id.upper()}, or add it to the metadata DB or a "
+            "secrets backend)") from None
+
+
 def _run(action: str, t: TenantConfig, day: dt.date | None, name: str | None,
          inputs: Mapping[str, Any], conf: Mapping[str, Any]) -> str:
     """One day-plan step through `pipeline.run_action` (what `run_day` calls too)."""
@@ -96,9 +113,8 @@ def _run(action: str, t: TenantConfig, day: dt.date | None, name: str | None,
 
     dsn_for = reextract = None
     if action == "extract":
-        from .connections import get_dsn
-
-        dsn_for, reextract = get_dsn, run_option(t, conf, "reextract_config")
+        dsn_for = functools.partial(resolve_dsn, t)
+        reextract = run_option(t, conf, "reextract_config")
     result = pipeline.run_action(action, t, day, name, inputs, dsn_for=dsn_for,
                                  reextract_config=bool(reextract))
     if result is None:  # month_files of an incomplete month: skipped, never green

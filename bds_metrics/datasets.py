@@ -385,6 +385,9 @@ def write_batches(
                 w.write_table(schema.empty_table())
             w.add_key_value_metadata({META_KEY: stats.to_json()})
         sink.commit()
+    except OSError as exc:  # a full disk: name the file (pyarrow's message names none)
+        sink.discard()
+        raise storage.write_failed(path, exc) from exc
     except BaseException:
         sink.discard()
         raise

@@ -170,15 +170,20 @@ def publish(t: TenantConfig, p: Period, bundle: Bundle) -> str:
 
 
 def verify_folder(folder: str) -> list[str]:
-    """Mismatches between a period folder and its manifest (empty when all is well)."""
+    """Mismatches between a period folder and its manifest, and temporary files left by
+    an interrupted write (SPEC §7); empty when all is well."""
+    problems = [
+        f"{storage.join(folder, name)}: temporary file left by an interrupted write "
+        "(the next run of this period removes it)"
+        for name in storage.temp_files(folder) if not storage.temp_in_use(folder, name)
+    ]
     mpath = storage.join(folder, MANIFEST)
     if not storage.exists(mpath):
-        return [f"{mpath}: manifest missing"]
+        return [*problems, f"{mpath}: manifest missing"]
     try:
         doc = json.loads(storage.read_bytes(mpath))
     except ValueError as exc:
-        return [f"{mpath}: unreadable manifest: {exc}"]
-    problems = []
+        return [*problems, f"{mpath}: unreadable manifest: {exc}"]
     for f in doc.get("files", []):
         path = storage.join(folder, f["name"])
         if not storage.exists(path):

@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import os
 import random
+import unicodedata
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -84,6 +85,7 @@ FEATURES = [
     "business_units",
     "nested_bu_folders",
     "folder_name_other_case",
+    "folder_name_nfd_padded",
     "folder_cycle",
     "folder_missing_parent",
     "agent_without_person",
@@ -399,7 +401,8 @@ def make_case(seed: int) -> Case:
     folder(1, "Persons", None)
     folder(2, bu_names[0].upper(), 1)  # BU name in another case
     folder(3, "Team A", 2)
-    folder(4, bu_names[1], 1)
+    # decomposed (NFD), with outer white space: equal to the BU name under SPEC §6
+    folder(4, "\u3000" + unicodedata.normalize("NFD", bu_names[1]) + " ", 1)
     folder(5, bu_names[0].lower(), 4)  # nested: path Persons/BU2/bu1 -> BU2 first
     folder(6, "Loop one", 7)  # cycle 6 <-> 7
     folder(7, bu_names[0], 6)
@@ -414,7 +417,7 @@ def make_case(seed: int) -> Case:
         1: None,
         2: "folder_name_other_case",
         3: "folder_name_other_case",
-        4: None,
+        4: "folder_name_nfd_padded",
         5: "nested_bu_folders",
         6: "folder_cycle",
         7: "folder_cycle",

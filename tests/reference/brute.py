@@ -97,6 +97,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import unicodedata
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -618,9 +619,16 @@ def agent_bu(agent_id, data, tenant):
         if name is None:
             continue
         for bu in business_units(tenant):
-            if name.lower() == str(bu["name"]).lower():
+            if same_name(name, str(bu["name"])):
                 return bu["id"], None
     return default, None
+
+
+def same_name(a, b):
+    """SPEC §6: NFC, outer white space removed, case-folded, on both sides."""
+    def key(s):
+        return unicodedata.normalize("NFC", unicodedata.normalize("NFC", s).strip().casefold())
+    return key(a) == key(b)
 
 
 def dnis_bu(dnis, tenant):

@@ -13,8 +13,6 @@ from typing import Any
 from bds_metrics.config import GVP_METRICS, Config, TenantConfig, config_path, load_config
 from bds_metrics.plan import derived_datasets, metric_inputs, needed_datasets
 
-SENSOR_POKE_SECONDS = 300
-
 
 def tenant_dags(config_file: str | None = None, dag_file: str | None = None) -> dict[str, Any]:
     """{dag_id: DAG} for the tenants of the configuration (BDS_CONFIG by default).
@@ -70,7 +68,9 @@ def build_dag(t: TenantConfig) -> Any:
     import pendulum
     from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup
 
-    from .steps import BdsStepOperator, SettledSensor
+    from . import alerts, assets, pools
+    from .readiness import ReadinessSensor
+    from .steps import BdsStepOperator
 
     default_args = {
         "owner": "billing",
@@ -78,6 +78,9 @@ def build_dag(t: TenantConfig) -> Any:
         "retry_delay": dt.timedelta(seconds=t.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
+        # SPEC §8 alerts and source protection (bds_airflow.alerts, .pools)
+        "execution_timeout": dt.timedelta(seconds=t.task_timeout_seconds),
+        "on_failure_callback": alerts.on_failure(t),
     }
     start = pendulum.datetime(
         t.production_date.year, t.production_date.month, t.production_date.day, tz=t.timezone
@@ -86,7 +89,7 @@ def build_dag(t: TenantConfig) -> Any:
     def step(task_id: str, step: str, name: str | None = None,
              inputs: dict[str, Any] | None = None, **kw: Any) -> Any:
         return BdsStepOperator(task_id=task_id, tenant=t, step=step, name=name,
-                               inputs=inputs, **kw)
+                               inputs=inputs, outlets=assets.outlets(t, step), **kw)
 
     with DAG(
         dag_id=f"bds_{t.id}",
@@ -98,15 +101,14 @@ def build_dag(t: TenantConfig) -> Any:
         default_args=default_args,
         tags=["bds", "billing", f"tenant:{t.id}"],
         doc_md=__doc__,
+        deadline=alerts.deadline(t),
     ) as dag:
-        settled = SettledSensor(task_id="wait_settled", tenant=t, mode="reschedule",
-                                poke_interval=SENSOR_POKE_SECONDS, timeout=7 * 86400,
-                                retries=0)
+        settled = ReadinessSensor(task_id="wait_settled", tenant=t)
 
         paths: dict[str, Any] = {}
         with TaskGroup("extract"):
             for name in needed_datasets(t):
-                op = step(name, "extract", name)
+                op = step(name, "extract", name, pool=pools.extract_pool(t, name))
                 settled >> op
                 paths[name] = op.output
             for name in derived_datasets(t):

@@ -75,7 +75,7 @@ def run_after(t: TenantConfig, day: dt.date):
 
 def run_days(
     t: TenantConfig, first: dt.date, last: dt.date, *, reextract_config: bool = False,
-    verbose: bool = False, echo=print,
+    verbose: bool = False, echo=print, force: bool = False,
 ) -> int:
     days = check_range(t, first, last)
     os.environ["BDS_CONFIG"] = t.source
@@ -87,12 +87,25 @@ def run_days(
     from bds_metrics.days import billing_day
     from bds_metrics.emission import period_folder
 
+    from .pools import ensure
+    from .readiness import gate
+
+    ensure([t])
     failed = 0
     for day in days:
+        refused, ready_conf = gate(t, day, force)  # SPEC §8 Readiness, checked once
+        if refused:
+            failed += 1
+            echo(refused)
+            continue
+        if ready_conf:
+            echo(f"{t.id} {day.isoformat()} FORCED: billing an unready day "
+                 f"(mark {ready_conf['readiness'].get('mark_utc')})")
         _forget_run(dag.dag_id, run_after(t, day))
         dr = dag.test(
             logical_date=run_after(t, day),
-            run_conf={"wait_for_settle": False, "reextract_config": reextract_config},
+            run_conf={"wait_for_settle": False, "reextract_config": reextract_config,
+                      **ready_conf},
         )
         state = str(getattr(dr, "state", "unknown"))
         ok = state.endswith("success")

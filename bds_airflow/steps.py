@@ -1,4 +1,5 @@
-"""The two Airflow operators of a tenant's DAG: one pipeline step, and the settle sensor.
+"""The Airflow operator of a tenant's pipeline steps (the readiness wait lives in
+bds_airflow.readiness).
 
 Classic operators rather than TaskFlow functions: the DAG processor builds every
 tenant's DAG on each parse, and a `@task` costs three times as much to build (a closure,
@@ -13,7 +14,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airflow.sdk import BaseOperator, BaseSensorOperator
+from airflow.sdk import BaseOperator
 
 from bds_metrics.config import ConfigError, TenantConfig
 
@@ -94,7 +95,14 @@ def _compute(t, day, name, inputs, conf):
 def _daily_files(t, day, name, inputs, conf):
     from bds_metrics import pipeline
 
-    return pipeline.emit_daily(t, day, inputs["metrics"], inputs["datasets"], inputs["maps"])
+    return pipeline.emit_daily(t, day, inputs["metrics"], inputs["datasets"], inputs["maps"],
+                               extra=_readiness_facts(conf))
+
+
+def _readiness_facts(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """`bds run --force` passes what it saw as run conf `readiness`: the manifest says so."""
+    facts = conf.get("readiness")
+    return {"readiness": dict(facts)} if isinstance(facts, Mapping) else {}
 
 
 def _month_files(t, day, name, inputs, conf):
@@ -145,27 +153,9 @@ class BdsStepOperator(BaseOperator):
         t = self.tenant
         try:
             day = _day(t, context)
-            return STEPS[self.step](t, day, self.name, self.inputs, _conf(context))
+            result = STEPS[self.step](t, day, self.name, self.inputs, _conf(context))
         except Exception as exc:
             raise _fail_fast(exc) from exc
+        from .assets import after_step  # asset events, month deadline (SPEC §8)
 
-
-class SettledSensor(BaseSensorOperator):
-    """Waits until `settle_hours` after the billing day's end (unless the run's conf says
-    `wait_for_settle: false`): the Info Mart's ETL has then loaded the day."""
-
-    def __init__(self, *, tenant: TenantConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.tenant = tenant
-
-    def poke(self, context: Any) -> bool:
-        from bds_metrics.days import billing_day
-
-        t = self.tenant
-        try:
-            day = _day(t, context)
-            waiting = run_option(t, _conf(context), "wait_for_settle")
-        except Exception as exc:
-            raise _fail_fast(exc) from exc
-        ready_at = billing_day(day, t.timezone).end + int(t.settle_hours * 3600)
-        return not waiting or dt.datetime.now(dt.UTC).timestamp() >= ready_at
+        return after_step(self, context, t, day, result)

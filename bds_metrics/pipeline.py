@@ -78,7 +78,8 @@ def extract(
         sql, params = datasets.bind(name, values)
         datasets.write_batches(path, name, _tagged_cdrs(t, sql, params, dsn_for))
     else:
-        datasets.extract(name, dsn_for(t.gimdb_conn_id), values, path)
+        datasets.extract(name, dsn_for(t.gimdb_conn_id), values, path,
+                         statement_timeout_seconds=t.statement_timeout_seconds)
     return path
 
 
@@ -90,11 +91,13 @@ def _tagged_cdrs(
 
     def source(dsn: str, conn_id: str, location: str) -> Iterator[pa.RecordBatch]:
         try:
-            for b in datasets.query_batches(dsn, sql, params):
+            for b in datasets.query_batches(dsn, sql, params, t.statement_timeout_seconds):
                 loc = pa.array([location] * b.num_rows, pa.string())
                 yield b.append_column("location", loc)
         except datasets.SourceError as exc:
-            raise datasets.SourceError(f"dataset gvp_cdrs, connection {conn_id}: {exc}") from exc
+            raise datasets.SourceError(datasets.timeout_hint(
+                f"dataset gvp_cdrs, connection {conn_id}: {exc}",
+                t.statement_timeout_seconds)) from exc
 
     return datasets.read_concurrently([source(dsn_for(c), c, loc) for c, loc in t.gvp_sources()])
 
@@ -212,9 +215,10 @@ def _results_table(rows: pd.DataFrame) -> pa.Table:
 
 def emit_daily(
     t: TenantConfig, day: dt.date, metric_paths: dict[str, str], dataset_paths: dict[str, str],
-    attribution_paths: dict[str, str],
+    attribution_paths: dict[str, str], extra: dict[str, object] | None = None,
 ) -> str:
-    """The day's billing files, audit and manifest; stores the results for the month."""
+    """The day's billing files, audit and manifest; stores the results for the month.
+    `extra`: facts added to the manifest (`readiness` of a forced run, SPEC §9)."""
     p = billing_day(day, t.timezone)
     results = pd.concat([_frame(metric_paths[m]) for m in t.metrics], ignore_index=True)
     minutes = pd.concat(
@@ -228,6 +232,7 @@ def emit_daily(
         if stats.rejected:
             bundle.rejected[name] = stats.rejected
     bundle.fallbacks = _fallbacks(attribution_paths)
+    bundle.extra.update(extra or {})
     storage.write_table(results_path(t, day), _results_table(results))
     storage.write_table(results_path(t, day, "usage"),
                         pa.Table.from_pandas(minutes, preserve_index=False))

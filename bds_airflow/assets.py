@@ -1,0 +1,70 @@
+"""Asset events of published periods (SPEC §8 Assets), and the month deadline check.
+
+`bds://<tenant>/daily` is an outlet of the `emit.daily_files` task: each published day
+emits one event whose extra names the period and its folder. Monthly files are written
+only when the month is complete, so `monthly.month_files` carries an AssetAlias and
+attaches an event of `bds://<tenant>/monthly` only when it wrote the month.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from bds_metrics.config import TenantConfig
+
+
+def daily_uri(tenant_id: str) -> str:
+    return f"bds://{tenant_id}/daily"
+
+
+def monthly_uri(tenant_id: str) -> str:
+    return f"bds://{tenant_id}/monthly"
+
+
+def monthly_alias(tenant_id: str) -> str:
+    return f"bds_{tenant_id}_monthly"
+
+
+def asset(uri: str) -> Any:
+    from airflow.sdk import Asset
+
+    return Asset(name=uri, uri=uri, group="bds")
+
+
+def outlets(t: TenantConfig, step: str) -> list[Any]:
+    from airflow.sdk import AssetAlias
+
+    if step == "daily_files":
+        return [asset(daily_uri(t.id))]
+    if step == "month_files":
+        return [AssetAlias(monthly_alias(t.id))]
+    return []
+
+
+def after_step(op: Any, context: Any, t: TenantConfig, day: dt.date, result: str) -> str:
+    """Called with each step's result: emits the period's asset event; for the month
+    step also sends the month-late alert when the month is past its deadline."""
+    from bds_metrics.days import billing_day, billing_month
+
+    if op.step == "daily_files":
+        p = billing_day(day, t.timezone)
+        context["outlet_events"][asset(daily_uri(t.id))].extra = {
+            "tenant": t.id, "period": p.label, "kind": "daily", "folder": result}
+    elif op.step == "month_files":
+        from airflow.sdk import AssetAlias
+
+        p = billing_month(day, t.timezone)
+        if result.startswith("month incomplete"):
+            from bds_metrics import pipeline
+
+            from .alerts import month_overdue
+
+            _, missing = pipeline.month_status(t, day)
+            month_overdue(t, day, missing, context)
+        else:
+            context["outlet_events"][AssetAlias(monthly_alias(t.id))].add(
+                asset(monthly_uri(t.id)),
+                extra={"tenant": t.id, "period": p.label, "kind": "monthly",
+                       "folder": result})
+    return result

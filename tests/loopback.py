@@ -26,9 +26,13 @@ class Mailbox:
                 box.messages.append(msg)
                 return "250 OK"
 
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=0)
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
         self.controller.start()
-        self.port = self.controller.server.sockets[0].getsockname()[1]
 
     def conn_json(self) -> str:
         return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": self.port,

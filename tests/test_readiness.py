@@ -14,7 +14,7 @@ import time
 import psycopg
 import pytest
 
-from tests.cases import D0, D1, DAY, NO_DEFAULT_CONFIG, expected_for, setup_case
+from tests.cases import D1, DAY, NO_DEFAULT_CONFIG, expected_for, setup_case
 from tests.conftest import dsn
 from tests.gim import set_mark
 from tests.loopback import Mailbox, Webhook
@@ -102,6 +102,28 @@ def _hold_lock(gim_dsn: str, table: str, seconds: float, held: threading.Event) 
         locker.rollback()
 
 
+def _lock_until_cut(gim_dsn: str, table: str, cut: threading.Event) -> None:
+    """Hold a lock on `table` until a backend waiting for it has gone (cancelled by its
+    statement timeout), then release it."""
+    dbname = psycopg.conninfo.conninfo_to_dict(gim_dsn)["dbname"]
+    waiting = ("SELECT pid FROM pg_stat_activity WHERE datname = %s AND "
+               "wait_event_type = 'Lock' AND query ILIKE %s")
+    with psycopg.connect(gim_dsn) as locker, \
+            psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+        locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        deadline = time.monotonic() + 120
+        pid = None
+        while time.monotonic() < deadline:
+            rows = {r[0] for r in admin.execute(waiting, (dbname, f"%{table}%"))}
+            if pid is None and rows:
+                pid = next(iter(rows))
+            elif pid is not None and pid not in rows:
+                cut.set()
+                break
+            time.sleep(0.05)
+        locker.rollback()
+
+
 def test_statement_timeout_cuts_a_hung_extract_names_it_and_the_task_retries(
         tmp_path, new_db, monkeypatch):
     from bds_airflow.runner import run_days
@@ -124,14 +146,15 @@ def test_statement_timeout_cuts_a_hung_extract_names_it_and_the_task_retries(
         err.value)
     locker.join()
 
-    # Through the DAG: the lock outlives the first try; the retry finds it released.
-    held.clear()
-    locker = threading.Thread(target=_hold_lock, args=(gim, "sm_res_session_fact", 2.5, held))
+    # Through the DAG: the lock is held until the first try has been cut by the
+    # timeout; the retry finds it released.
+    cut = threading.Event()
+    locker = threading.Thread(target=_lock_until_cut, args=(gim, "sm_res_session_fact", cut))
     locker.start()
-    held.wait(10)
     lines: list[str] = []
     assert run_days(t, DAY, DAY, echo=lines.append) == 0, lines
     locker.join()
+    assert cut.is_set()
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
@@ -236,7 +259,10 @@ defaults:
     # a backfill run created after its deadline: no alert (its failure alert covers it)
     n = len(hook.bodies)
     late = {**context, "dag_run": {**context["dag_run"], "run_type": "backfill"}}
-    asyncio.run(BdsAlert(**BdsAlert.kwargs_of(t, "day_late"), context=late))
+    async def backfill():
+        await BdsAlert(**BdsAlert.kwargs_of(t, "day_late"), context=late)
+
+    asyncio.run(backfill())
     assert len(hook.bodies) == n
 
     class Ti:

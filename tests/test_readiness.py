@@ -273,9 +273,9 @@ defaults:
     missing = [dt.date(2026, 3, 8), dt.date(2026, 3, 9)]
     # March ends 2026-04-01T04:00Z; + 30 h = 2026-04-02T10:00Z
     due = int(dt.datetime(2026, 4, 2, 10, tzinfo=dt.UTC).timestamp())
-    assert not month_overdue(t, dt.date(2026, 3, 30), missing, ctx, now=due - 1)
-    assert month_overdue(t, dt.date(2026, 3, 30), missing, ctx, now=due)
+    assert not month_overdue(t, dt.date(2026, 3, 31), missing, ctx, now=due - 1)
+    assert month_overdue(t, dt.date(2026, 3, 31), missing, ctx, now=due)
     assert hook.bodies[-1]["kind"] == "month_late"
     assert hook.bodies[-1]["error"] == ("month 2026-03 not complete by 2026-04-02T10:00:00Z: "
                                         "2 day(s) missing: 2026-03-08, 2026-03-09")
-    assert hook.bodies[-1]["day"] == "2026-03-30"
+    assert hook.bodies[-1]["day"] == "2026-03-31"

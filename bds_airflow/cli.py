@@ -90,8 +90,7 @@ def cmd_pools(a: argparse.Namespace) -> int:
     from . import airflow_env, pools
 
     cfg = load_config(a.config)
-    airflow_env.configure()
-    airflow_env.ensure_migrated()
+    airflow_env.configure()  # the operator's Airflow (AIRFLOW_HOME / its metadata DB)
     if a.check:
         problems = pools.check(cfg)
         for p in problems:

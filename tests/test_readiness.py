@@ -279,3 +279,55 @@ defaults:
     assert hook.bodies[-1]["error"] == ("month 2026-03 not complete by 2026-04-02T10:00:00Z: "
                                         "2 day(s) missing: 2026-03-08, 2026-03-09")
     assert hook.bodies[-1]["day"] == "2026-03-31"
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("readiness: tide", "key readiness: Input should be 'watermark' or 'clock'"),
+    ("alerts: {email_to: [a@b.c]}", "key alerts.email_conn_id: email_to is set but"),
+    ("alerts: {email_conn_id: smtp}", "key alerts.email_to: email_conn_id is set but"),
+    ("readiness_sql: nowhere.sql", "key readiness_sql: no file"),
+    ("statement_timeout_seconds: 0", "key statement_timeout_seconds: Input should be greater"),
+])
+def test_bad_readiness_and_alert_keys_fail_at_load(tmp_path, extra, message):
+    from bds_metrics.config import ConfigError, parse_config
+
+    text = f"""
+tenants:
+  - id: x
+    name: X
+    production_date: 2026-03-01
+    metrics: [seats_chat]
+    {extra}
+    regions: [{{code: us, locations: [{{code: d, switches: []}}]}}]
+"""
+    with pytest.raises(ConfigError, match="tenant 'x': " + message.replace("(", r"\(")):
+        parse_config(text, str(tmp_path / "bds.yaml"))
+
+
+def test_replaced_mark_sql_binds_only_known_parameters(tmp_path, new_db):
+    """An operator's mark query (readiness_sql) with bind parameters, read for real."""
+    from bds_metrics.config import parse_config
+    from bds_metrics.readiness import read_mark
+
+    gim = new_db("gim")
+    with psycopg.connect(gim, autocommit=True) as c:
+        c.execute("INSERT INTO ctl_audit_log VALUES (1, 'etl_a', %s, 0), (2, 'etl_b', %s, 0)",
+                  (D1 + 50, D1 - 50))
+    (tmp_path / "mark.sql").write_text(
+        "-- params: day_end\nSELECT min(max_chunk_ts) FROM ctl_audit_log "
+        "WHERE max_chunk_ts < $1 + 86400\n")
+    cfg = tmp_path / "bds.yaml"
+    t = parse_config(f"""
+tenants:
+  - id: x
+    name: X
+    production_date: 2026-03-01
+    timezone: America/New_York
+    metrics: [seats_chat]
+    readiness_sql: mark.sql
+    regions: [{{code: us, locations: [{{code: d, switches: []}}]}}]
+""", str(cfg)).tenants[0]
+    assert asyncio.run(read_mark(t, DAY, gim)) == D1 - 50  # the slower of two ETL jobs
+    (tmp_path / "mark.sql").write_text("-- params: password\nSELECT 1\n")
+    with pytest.raises(ValueError, match=r"unknown bind parameter\(s\) \['password'\]"):
+        asyncio.run(read_mark(t, DAY, gim))

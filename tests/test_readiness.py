@@ -317,7 +317,7 @@ def test_replaced_mark_sql_binds_only_known_parameters(tmp_path, new_db):
         "-- params: day_end\nSELECT min(max_chunk_ts) FROM ctl_audit_log "
         "WHERE max_chunk_ts < $1 + 86400\n")
     cfg = tmp_path / "bds.yaml"
-    t = parse_config(f"""
+    t = parse_config("""
 tenants:
   - id: x
     name: X
@@ -325,7 +325,7 @@ tenants:
     timezone: America/New_York
     metrics: [seats_chat]
     readiness_sql: mark.sql
-    regions: [{{code: us, locations: [{{code: d, switches: []}}]}}]
+    regions: [{code: us, locations: [{code: d, switches: []}]}]
 """, str(cfg)).tenants[0]
     assert asyncio.run(read_mark(t, DAY, gim)) == D1 - 50  # the slower of two ETL jobs
     (tmp_path / "mark.sql").write_text("-- params: password\nSELECT 1\n")

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tests.distributed.cluster import BIN, REPO, Cluster
+from tests.distributed.cluster import BIN, REPO, Cluster, kill_tree
 
 
 class LocalCluster(Cluster):
@@ -40,3 +40,19 @@ class LocalCluster(Cluster):
         self._spawn("scheduler", [af, "scheduler"], env)
         self._spawn("dag-processor", [af, "dag-processor"], env)
         self._spawn("triggerer", [af, "triggerer"], env)
+
+    def restart_scheduler(self, **env: str) -> None:
+        """Stop the scheduler (and the LocalExecutor's workers with it) and start a new
+        one with `env` added, e.g. AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=True: the
+        scheduler creates asset-triggered runs only when it schedules jobs."""
+        import signal
+        import subprocess
+
+        old = self.procs["scheduler"]
+        kill_tree(old.popen.pid, signal.SIGTERM)
+        try:
+            old.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            kill_tree(old.popen.pid)
+        self._dead_ok.add("scheduler")
+        self._spawn("scheduler-2", [str(BIN / "airflow"), "scheduler"], {**self.env(), **env})

@@ -220,12 +220,20 @@ def test_wait_deferred_then_bill_late_alert_pool_and_importer(env):
     print(f"\nworker task starts per tenant-day: {worker_starts} of {tasks} task instances")
     assert all(worker_starts[k] == tasks[k] - 1 for k in worker_starts)
 
-    # The importer ran on r_wait's daily Asset event, with the period and folder.
+    # The importer runs on r_wait's daily Asset event, with the period and folder. The
+    # scheduler creates asset-triggered runs only when it schedules jobs (off so far, so
+    # that no catch-up runs compete): the billing DAGs are paused, then it is turned on.
+    for t in TENANTS:
+        cluster.request("PATCH", f"/api/v2/dags/bds_{t}", json={"is_paused": True})
+    cluster.restart_scheduler(AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="True")
+
     def imported():
         runs = cluster.get("/api/v2/dags/import_r_wait/dagRuns")["dag_runs"]
         return runs and all(r["state"] == "success" for r in runs) and runs
 
     _until("the importer run", imported, 600, cluster)
+    runs = cluster.get("/api/v2/dags/import_r_wait/dagRuns")["dag_runs"]
+    assert [r["run_type"] for r in runs] == ["asset_triggered"]
     line = (env["root"] / "out" / "r_wait" / "imported.txt").read_text()
     assert line == f"2026-03-08 {env['root'] / 'out' / 'r_wait' / 'daily' / '2026-03-08'}\n"
     events = cluster.get("/api/v2/assets/events", limit=50)["asset_events"]

@@ -43,8 +43,7 @@ def outlets(t: TenantConfig, step: str) -> list[Any]:
 
 
 def after_step(op: Any, context: Any, t: TenantConfig, day: dt.date, result: str) -> str:
-    """Called with each step's result: emits the period's asset event; for the month
-    step also sends the month-late alert when the month is past its deadline."""
+    """Called with each step's result: emits the period's asset event."""
     from bds_metrics.days import billing_day, billing_month
 
     if op.step == "daily_files":
@@ -55,16 +54,24 @@ def after_step(op: Any, context: Any, t: TenantConfig, day: dt.date, result: str
         from airflow.sdk import AssetAlias
 
         p = billing_month(day, t.timezone)
-        if result.startswith("month incomplete"):
-            from bds_metrics import pipeline
-
-            from .alerts import month_overdue
-
-            _, missing = pipeline.month_status(t, day)
-            month_overdue(t, day, missing, context)
-        else:
-            context["outlet_events"][AssetAlias(monthly_alias(t.id))].add(
-                asset(monthly_uri(t.id)),
-                extra={"tenant": t.id, "period": p.label, "kind": "monthly",
-                       "folder": result})
+        context["outlet_events"][AssetAlias(monthly_alias(t.id))].add(
+            asset(monthly_uri(t.id)),
+            extra={"tenant": t.id, "period": p.label, "kind": "monthly", "folder": result})
     return result
+
+
+def after_failure(op: Any, context: Any, t: TenantConfig, exc: BaseException) -> None:
+    """A month step skipped for missing days (steps._month_files): the month-late alert
+    when the month is past its deadline (bds_airflow.alerts.month_overdue)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if op.step != "month_files" or not isinstance(exc, AirflowSkipException):
+        return
+    from bds_metrics import pipeline
+    from bds_metrics.days import day_of_interval_start
+
+    from .alerts import month_overdue
+
+    day = day_of_interval_start(context["data_interval_start"], t.timezone)
+    _, missing = pipeline.month_status(t, day)
+    month_overdue(t, day, missing, context)

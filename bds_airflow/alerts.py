@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from airflow.sdk import BaseNotifier
 
@@ -81,9 +80,11 @@ class BdsAlert(BaseNotifier):
     def _day(self, start: Any) -> str:
         if start is None:
             return "-"
+        from bds_metrics.days import billing_day_of
+
         if isinstance(start, str):
-            start = dt.datetime.fromisoformat(start)
-        return start.astimezone(ZoneInfo(self.timezone)).date().isoformat()
+            start = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+        return billing_day_of(start, self.timezone).isoformat()
 
     def message(self, context: Any) -> dict[str, str]:
         """{tenant, day, task, error, log_url, kind, subject, text} of the alert."""

@@ -68,10 +68,10 @@ def after_failure(op: Any, context: Any, t: TenantConfig, exc: BaseException) ->
     if op.step != "month_files" or not isinstance(exc, AirflowSkipException):
         return
     from bds_metrics import pipeline
-    from bds_metrics.days import day_of_interval_start
+    from bds_metrics.days import billing_day_of
 
     from .alerts import month_overdue
 
-    day = day_of_interval_start(context["data_interval_start"], t.timezone)
+    day = billing_day_of(context["data_interval_start"], t.timezone)
     _, missing = pipeline.month_status(t, day)
     month_overdue(t, day, missing, context)

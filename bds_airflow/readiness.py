@@ -62,7 +62,7 @@ class ReadinessTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from bds_metrics import readiness
-        from bds_metrics.days import day_of_interval_start
+        from bds_metrics.days import billing_day_of
 
         from .connections import aget_dsn
 
@@ -70,7 +70,7 @@ class ReadinessTrigger(BaseTrigger):
         if str(self.wait).strip().lower() == "false":
             yield TaskSuccessEvent()
             return
-        day = day_of_interval_start(dt.datetime.fromisoformat(self.interval_start), t.timezone)
+        day = billing_day_of(dt.datetime.fromisoformat(self.interval_start), t.timezone)
         dsn: str | None = None
         while True:
             mark, error = None, ""

@@ -44,7 +44,7 @@ def bag(tmp_path, monkeypatch):
 
 def test_one_dag_per_tenant_without_import_errors(bag):
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == ["bds_acme", "bds_globex"]
+    assert sorted(bag.dag_ids) == ["bds_acme", "bds_billing_days", "bds_globex"]
 
 
 def test_timetable_interval_and_start(bag):

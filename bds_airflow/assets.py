@@ -1,9 +1,9 @@
 """Asset events of published periods (SPEC §8 Assets), and the month deadline check.
 
-`bds://<tenant>/daily` is an outlet of the `emit.daily_files` task: each published day
-emits one event whose extra names the period and its folder. Monthly files are written
-only when the month is complete, so `monthly.month_files` carries an AssetAlias and
-attaches an event of `bds://<tenant>/monthly` only when it wrote the month.
+`emit.daily_files` carries the AssetAlias `bds_<tenant>_daily` and attaches to it one
+event of `bds://<tenant>/daily` per published day, its extra naming the period and the
+folder; `monthly.month_files` does the same with `bds_<tenant>_monthly` and
+`bds://<tenant>/monthly`, only when it wrote the month.
 """
 
 from __future__ import annotations
@@ -32,11 +32,18 @@ def asset(uri: str) -> Any:
     return Asset(name=uri, uri=uri, group="bds")
 
 
+def daily_alias(tenant_id: str) -> str:
+    return f"bds_{tenant_id}_daily"
+
+
 def outlets(t: TenantConfig, step: str) -> list[Any]:
+    """Aliases, not Assets, at parse time: an Asset of the `bds://` scheme makes Airflow
+    load its providers manager to look for a URI normaliser (SQLAlchemy and seconds per
+    parse); the alias gets its Asset event when the task runs."""
     from airflow.sdk import AssetAlias
 
     if step == "daily_files":
-        return [asset(daily_uri(t.id))]
+        return [AssetAlias(daily_alias(t.id))]
     if step == "month_files":
         return [AssetAlias(monthly_alias(t.id))]
     return []
@@ -47,9 +54,12 @@ def after_step(op: Any, context: Any, t: TenantConfig, day: dt.date, result: str
     from bds_metrics.days import billing_day, billing_month
 
     if op.step == "daily_files":
+        from airflow.sdk import AssetAlias
+
         p = billing_day(day, t.timezone)
-        context["outlet_events"][asset(daily_uri(t.id))].extra = {
-            "tenant": t.id, "period": p.label, "kind": "daily", "folder": result}
+        context["outlet_events"][AssetAlias(daily_alias(t.id))].add(
+            asset(daily_uri(t.id)),
+            extra={"tenant": t.id, "period": p.label, "kind": "daily", "folder": result})
     elif op.step == "month_files":
         from airflow.sdk import AssetAlias
 

@@ -89,7 +89,24 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     t = load_config(a.config).tenant(a.tenant)
     last = a.to or a.from_
-    return run_days(t, a.from_, last, reextract_config=a.reextract_config, verbose=a.verbose)
+    return run_days(t, a.from_, last, reextract_config=a.reextract_config, verbose=a.verbose,
+                    force=a.force)
+
+
+def cmd_pools(a: argparse.Namespace) -> int:
+    from . import airflow_env, pools
+
+    cfg = load_config(a.config)
+    airflow_env.configure()  # the operator's Airflow (AIRFLOW_HOME / its metadata DB)
+    if a.check:
+        problems = pools.check(cfg)
+        for p in problems:
+            print(p)
+        print(f"{len(pools.wanted(cfg))} pool(s) configured, {len(problems)} problem(s)")
+        return 1 if problems else 0
+    for line in pools.ensure(cfg):
+        print(line)
+    return 0
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
@@ -229,7 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reextract-config", action="store_true",
                    help="re-read folders/Persons instead of each day's snapshot")
     r.add_argument("-v", "--verbose", action="store_true", help="show Airflow's task logs")
+    r.add_argument("--force", action="store_true",
+                   help="bill a day whose data is not ready (the manifest says so)")
     r.set_defaults(func=cmd_run)
+
+    po = sub.add_parser("pools", help="create or resize the Airflow pools of the source "
+                        "connections", parents=[common])
+    po.add_argument("--check", action="store_true",
+                    help="only list missing or mis-sized pools (exit 1 when any)")
+    po.set_defaults(func=cmd_pools)
 
     rep = sub.add_parser("report", help="the usage report (XLSX)", parents=[common])
     rep.add_argument("-t", "--tenant", required=True)

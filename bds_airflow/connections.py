@@ -47,3 +47,13 @@ def get_dsn(conn_id: str) -> str:
         conn = CoreConnection.get_connection_from_secrets(conn_id)
     return dsn_from_fields(conn.host, conn.port, conn.login, conn.password, conn.schema,
                            conn.extra_dejson)
+
+
+async def aget_dsn(conn_id: str) -> str:
+    """`get_dsn` for async code (the triggerer): the lookup goes through Airflow's
+    async connection API, so the triggerer's event loop is never blocked on it."""
+    from airflow.sdk import Connection
+
+    conn = await Connection.async_get(conn_id)
+    return dsn_from_fields(conn.host, conn.port, conn.login, conn.password, conn.schema,
+                           conn.extra_dejson)

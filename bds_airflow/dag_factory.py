@@ -13,8 +13,6 @@ from typing import Any
 from bds_metrics.config import Config, TenantConfig, config_path, load_config
 from bds_metrics.plan import day_plan, resolve
 
-SENSOR_POKE_SECONDS = 300
-
 
 def tenant_dags(config_file: str | None = None, dag_file: str | None = None) -> dict[str, Any]:
     """{dag_id: DAG} for the tenants of the configuration (BDS_CONFIG by default).
@@ -70,7 +68,9 @@ def build_dag(t: TenantConfig) -> Any:
     import pendulum
     from airflow.sdk import DAG, TaskGroup
 
-    from .steps import OPERATORS, SettledSensor
+    from . import alerts, assets, pools
+    from .readiness import ReadinessSensor
+    from .steps import OPERATORS
     from .timetable import BillingDayTimetable
 
     default_args = {
@@ -79,6 +79,9 @@ def build_dag(t: TenantConfig) -> Any:
         "retry_delay": dt.timedelta(seconds=t.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
+        # SPEC §8 alerts and source protection (bds_airflow.alerts, .pools)
+        "execution_timeout": dt.timedelta(seconds=t.task_timeout_seconds),
+        "on_failure_callback": alerts.on_failure(t),
     }
     start = pendulum.datetime(
         t.production_date.year, t.production_date.month, t.production_date.day, tz=t.timezone
@@ -95,10 +98,9 @@ def build_dag(t: TenantConfig) -> Any:
         default_args=default_args,
         tags=["bds", "billing", f"tenant:{t.id}"],
         doc_md=operator_doc(t),
+        deadline=alerts.deadline(t),
     ) as dag:
-        settled = SettledSensor(task_id="wait_settled", tenant=t, mode="reschedule",
-                                poke_interval=SENSOR_POKE_SECONDS, timeout=7 * 86400,
-                                retries=0)
+        settled = ReadinessSensor(task_id="wait_settled", tenant=t)
 
         # The day plan (bds_metrics.plan) is the wiring; `pipeline.run_day` walks it too.
         outputs: dict[str, Any] = {}
@@ -107,10 +109,13 @@ def build_dag(t: TenantConfig) -> Any:
             if st.group not in groups:
                 groups[st.group] = TaskGroup(st.group)
             # Monthly writes of one tenant never run at the same time: the DAG is the tenant.
-            extra = {"max_active_tis_per_dag": 1} if st.serial else {}
+            extra: dict[str, Any] = {"max_active_tis_per_dag": 1} if st.serial else {}
+            if st.kind == "extract":  # tenants sharing a source queue in its pool
+                extra["pool"] = pools.extract_pool(t, st.name)
             op = OPERATORS[st.kind](task_id=st.name, task_group=groups[st.group], tenant=t,
                                     step=st.action, name=st.name,
-                                    inputs=resolve(st.inputs, outputs), **extra)
+                                    inputs=resolve(st.inputs, outputs),
+                                    outlets=assets.outlets(t, st.action), **extra)
             if st.kind == "extract":
                 settled >> op
             outputs[st.task_id] = op.output

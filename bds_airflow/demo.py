@@ -72,7 +72,8 @@ def run_demo(root: str, days: int = 21, agents: int = 300, ui: bool = False,
 
     os.environ["AIRFLOW_HOME"] = str(root_p / "airflow")
     os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(airflow_env.DAGS_FOLDER)
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_dags_folder(root_p))
+    airflow_env.configure()
 
     print(f"bds demo: working folder {root_p}")
     server = _server(root_p)
@@ -235,3 +236,23 @@ def _summary(t, first: dt.date, last: dt.date) -> str:
                     row += f" {vals.get(conc, '-'):>13} {vals.get(enab, '-'):>13}"
                 lines.append(row)
     return "\n".join(lines) + "\n"
+
+
+def _dags_folder(root: Path) -> Path:
+    """The demo's DAG folder: the bds DAG files and the example importer DAG
+    (bds_metrics/demo/importer_dag.py: one `import_<tenant>` scheduled on the tenant's
+    daily Asset, SPEC §8), copied fresh on each start."""
+    import shutil
+
+    from bds_metrics.demo import generator
+
+    from . import airflow_env
+
+    folder = root / "dags"
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in folder.glob("*.py"):
+        f.unlink()
+    for f in [*sorted(airflow_env.DAGS_FOLDER.glob("*.py")),
+              Path(generator.__file__).with_name("importer_dag.py")]:
+        shutil.copy(f, folder / f.name)
+    return folder

@@ -75,7 +75,7 @@ class DayRefused(RuntimeError):
 
 def run_days(
     t: TenantConfig, first: dt.date, last: dt.date, *, reextract_config: bool = False,
-    verbose: bool = False, echo=print,
+    verbose: bool = False, echo=print, force: bool = False,
 ) -> int:
     """Bill each day of `first..last` through the tenant's real DAG in this process.
 
@@ -100,13 +100,25 @@ def run_days(
     from bds_metrics.days import billing_day
     from bds_metrics.layout import period_folder
 
+    from .pools import ensure
+    from .readiness import gate
+
+    ensure([t])
     scheduler_dag = _sync_dag(dag)
     conf = {"wait_for_settle": False, "reextract_config": reextract_config}
     failed = 0
     for day in days:
+        refused, ready_conf = gate(t, day, force)  # SPEC §8 Readiness, checked once
+        if refused:
+            failed += 1
+            echo(refused)
+            continue
+        if ready_conf:
+            echo(f"{t.id} {day.isoformat()} FORCED: billing an unready day "
+                 f"(mark {ready_conf['readiness'].get('mark_utc')})")
         try:
             with _day_lock(t, day):
-                dr = _run_day(dag, scheduler_dag, t, day, conf)
+                dr = _run_day(dag, scheduler_dag, t, day, {**conf, **ready_conf})
         except DayRefused as exc:
             failed += 1
             echo(f"{t.id} {day.isoformat()} REFUSED {exc}")

@@ -1,5 +1,6 @@
 """The Airflow operators of a tenant's DAG: one class per kind of day-plan step
-(extract, derive, attribute, compute, emit, monthly), and the settle sensor.
+(extract, derive, attribute, compute, emit, monthly). The readiness wait lives in
+bds_airflow.readiness.
 
 Classic operators rather than TaskFlow functions: the DAG processor builds every
 tenant's DAG on each parse, and a `@task` costs three times as much to build (a closure,
@@ -15,7 +16,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airflow.sdk import BaseOperator, BaseSensorOperator
+from airflow.sdk import BaseOperator
 
 from bds_metrics.config import ConfigError, TenantConfig
 from bds_metrics.plan import ACTIONS
@@ -115,13 +116,20 @@ def _run(action: str, t: TenantConfig, day: dt.date | None, name: str | None,
     if action == "extract":
         dsn_for = functools.partial(resolve_dsn, t)
         reextract = run_option(t, conf, "reextract_config")
+    extra = _readiness_facts(conf) if action == "daily_files" else None
     result = pipeline.run_action(action, t, day, name, inputs, dsn_for=dsn_for,
-                                 reextract_config=bool(reextract))
+                                 reextract_config=bool(reextract), extra=extra)
     if result is None:  # month_files of an incomplete month: skipped, never green
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException(month_incomplete(t, day))
     return result
+
+
+def _readiness_facts(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """`bds run --force` passes what it saw as run conf `readiness`: the manifest says so."""
+    facts = conf.get("readiness")
+    return {"readiness": dict(facts)} if isinstance(facts, Mapping) else {}
 
 
 # action -> step(t, day, name, inputs, conf): the path the task returns.
@@ -193,10 +201,15 @@ class BdsStepOperator(BaseOperator):
             self.log.info("%s", day_header(t, day))
             result = STEPS[self.step](t, day, self.name, self.inputs, _conf(context))
         except Exception as exc:
+            from .assets import after_failure  # the month deadline alert (SPEC §8)
+
+            after_failure(self, context, t, exc)
             raise _fail_fast(exc) from exc
         for line in _summary(self.step, self.name, result):
             self.log.info("%s", line)
-        return result
+        from .assets import after_step  # asset events (SPEC §8)
+
+        return after_step(self, context, t, day, result)
 
 
 class BdsExtractOperator(BdsStepOperator):
@@ -241,24 +254,3 @@ OPERATORS: dict[str, type[BdsStepOperator]] = {
     "attribute": BdsAttributeOperator, "compute": BdsComputeOperator,
     "emit": BdsEmitOperator, "monthly": BdsMonthlyOperator,
 }
-
-
-class SettledSensor(BaseSensorOperator):
-    """Waits until `settle_hours` after the billing day's end (unless the run's conf says
-    `wait_for_settle: false`): the Info Mart's ETL has then loaded the day."""
-
-    def __init__(self, *, tenant: TenantConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.tenant = tenant
-
-    def poke(self, context: Any) -> bool:
-        from bds_metrics.days import billing_day
-
-        t = self.tenant
-        try:
-            day = _day(t, context)
-            waiting = run_option(t, _conf(context), "wait_for_settle")
-        except Exception as exc:
-            raise _fail_fast(exc) from exc
-        ready_at = billing_day(day, t.timezone).end + int(t.settle_hours * 3600)
-        return not waiting or dt.datetime.now(dt.UTC).timestamp() >= ready_at

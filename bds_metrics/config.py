@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
@@ -204,6 +204,24 @@ def _custom_names(key: str, entries: list[CustomMetric]) -> None:
         raise _KeyedError(key, f"custom metric(s) {dup} defined twice")
 
 
+class Alerts(_Strict):
+    """Where a tenant's alerts go (SPEC §8): Airflow connection ids, never a secret."""
+
+    email_conn_id: str | None = Field(default=None, min_length=1)  # an SMTP connection
+    email_to: list[str] = Field(default_factory=list)
+    email_from: str | None = None  # else the SMTP connection's from_email
+    webhook_conn_id: str | None = Field(default=None, min_length=1)  # an HTTP connection
+    webhook_endpoint: str = ""  # path below the connection's host
+
+    @model_validator(mode="after")
+    def _whom(self) -> Alerts:
+        if self.email_conn_id and not self.email_to:
+            raise _KeyedError("email_to", "email_conn_id is set but email_to is empty")
+        if self.email_to and not self.email_conn_id:
+            raise _KeyedError("email_conn_id", "email_to is set but email_conn_id is not")
+        return self
+
+
 class GimFilter(_Strict):
     tenant_key: int | None = None
     tenant_dbid: int | None = None
@@ -229,6 +247,16 @@ class Defaults(_Strict):
     settle_hours: float = Field(default=2, ge=0, le=72)
     wait_for_settle: StrictBool = True
     custom_metrics: list[CustomMetric] = Field(default_factory=list)
+    # Readiness, deadlines and source protection (SPEC §8); bds_airflow/readiness.py.
+    readiness: Literal["watermark", "clock"] = "watermark"
+    readiness_sql: str | None = None  # replaces sql/readiness/watermark.sql
+    readiness_poll_seconds: int = Field(default=300, ge=1, le=3600)
+    publish_deadline_hours: float = Field(default=30, ge=0, le=100_000)
+    statement_timeout_seconds: int = Field(default=1800, ge=1, le=86400)
+    task_timeout_seconds: int = Field(default=7200, ge=1, le=7 * 86400)
+    alerts: Alerts = Field(default_factory=Alerts)
+    pool_size: int = Field(default=4, ge=1, le=1000)  # per source connection (all tenants)
+    pool_sizes: dict[str, int] = Field(default_factory=dict)  # conn id -> size
 
     @field_validator("timezone")
     @classmethod
@@ -239,6 +267,14 @@ class Defaults(_Strict):
     def _customs(self) -> Defaults:
         _custom_names("custom_metrics[].name", self.custom_metrics)
         return self
+
+    @field_validator("pool_sizes")
+    @classmethod
+    def _sizes(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {k: n for k, n in v.items() if not 1 <= n <= 1000}
+        if bad:
+            raise ValueError(f"pool sizes must be 1..1000: {bad}")
+        return v
 
 
 class Tenant(_Strict):
@@ -264,6 +300,13 @@ class Tenant(_Strict):
     settle_hours: float | None = Field(default=None, ge=0, le=72)
     wait_for_settle: StrictBool | None = None
     custom_metrics: list[CustomMetric] = Field(default_factory=list)
+    readiness: Literal["watermark", "clock"] | None = None
+    readiness_sql: str | None = None
+    readiness_poll_seconds: int | None = Field(default=None, ge=1, le=3600)
+    publish_deadline_hours: float | None = Field(default=None, ge=0, le=100_000)
+    statement_timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
+    task_timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 86400)
+    alerts: Alerts | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -393,6 +436,17 @@ class TenantConfig:
         self.retry_delay_seconds: int = pick("retry_delay_seconds")
         self.settle_hours: float = pick("settle_hours")
         self.wait_for_settle: bool = pick("wait_for_settle")
+        self.readiness: str = pick("readiness")
+        sql = pick("readiness_sql")
+        self.readiness_sql: str | None = (
+            None if sql is None else _sql_file(sql, source, tenant.id))
+        self.readiness_poll_seconds: int = pick("readiness_poll_seconds")
+        self.publish_deadline_hours: float = pick("publish_deadline_hours")
+        self.statement_timeout_seconds: int = pick("statement_timeout_seconds")
+        self.task_timeout_seconds: int = pick("task_timeout_seconds")
+        self.alerts: Alerts = pick("alerts")
+        self.pool_sizes: dict[str, int] = {
+            c: defaults.pool_sizes.get(c, defaults.pool_size) for c in self.conn_ids()}
 
     @property
     def default_bu_id(self) -> str:
@@ -492,6 +546,28 @@ def _root(tenant: Tenant, defaults: Defaults, key: str, source: str) -> str:
         raise fail(f"{shown} is a relative path (files would land in the working "
                    f"directory): {hint}")
     return out
+
+
+def _expand(path: str, source: str, tenant: str, key: str) -> str:
+    """`~` and `${VAR}` expanded; an unset variable is an error, not a folder named `${X}`."""
+    out = os.path.expandvars(os.path.expanduser(path))
+    left = re.search(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", out)
+    if left:
+        raise ConfigError(
+            f"{source}: tenant {tenant!r}: key {key}: environment variable {left.group(0)} "
+            "is not set"
+        )
+    return out
+
+
+def _sql_file(path: str, source: str, tenant: str) -> str:
+    """`readiness_sql`: relative to the configuration file's folder; must exist."""
+    p = Path(_expand(path, source, tenant, "readiness_sql"))
+    if not p.is_absolute():
+        p = Path(source).resolve().parent / p
+    if not p.is_file():
+        raise ConfigError(f"{source}: tenant {tenant!r}: key readiness_sql: no file {p}")
+    return str(p)
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> str:

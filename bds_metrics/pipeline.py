@@ -100,7 +100,8 @@ def extract(
         sql, params = datasets.bind(name, values)
         datasets.write_batches(path, name, _tagged_cdrs(t, sql, params, dsn_for))
     else:
-        datasets.extract(name, dsn_for(t.gimdb_conn_id), values, path)
+        datasets.extract(name, dsn_for(t.gimdb_conn_id), values, path,
+                         statement_timeout_seconds=t.statement_timeout_seconds)
     return path
 
 
@@ -112,11 +113,13 @@ def _tagged_cdrs(
 
     def source(dsn: str, conn_id: str, location: str) -> Iterator[pa.RecordBatch]:
         try:
-            for b in datasets.query_batches(dsn, sql, params):
+            for b in datasets.query_batches(dsn, sql, params, t.statement_timeout_seconds):
                 loc = pa.array([location] * b.num_rows, pa.string())
                 yield b.append_column("location", loc)
         except datasets.SourceError as exc:
-            raise datasets.SourceError(f"dataset gvp_cdrs, connection {conn_id}: {exc}") from exc
+            raise datasets.SourceError(datasets.timeout_hint(
+                f"dataset gvp_cdrs, connection {conn_id}: {exc}",
+                t.statement_timeout_seconds)) from exc
 
     return datasets.read_concurrently([source(dsn_for(c), c, loc) for c, loc in t.gvp_sources()])
 
@@ -243,9 +246,10 @@ def _results_table(rows: pd.DataFrame) -> pa.Table:
 @_named("daily_files")
 def emit_daily(
     t: TenantConfig, day: dt.date, metric_paths: dict[str, str], dataset_paths: dict[str, str],
-    attribution_paths: dict[str, str],
+    attribution_paths: dict[str, str], extra: dict[str, object] | None = None,
 ) -> str:
-    """The day's billing files, audit and manifest; stores the results for the month."""
+    """The day's billing files, audit and manifest; stores the results for the month.
+    `extra`: facts added to the manifest (`readiness` of a forced run, SPEC §9)."""
     p = billing_day(day, t.timezone)
     results = pd.concat([_frame(metric_paths[m]) for m in t.metrics], ignore_index=True)
     minutes = pd.concat(
@@ -264,6 +268,7 @@ def emit_daily(
     bundle.fallbacks = _fallbacks(attribution_paths)
     if repaired:  # absent when no text needed repair (DECISIONS)
         bundle.extra["repaired"] = repaired
+    bundle.extra.update(extra or {})
     storage.write_table(results_path(t, day), _results_table(results))
     storage.write_table(results_path(t, day, "usage"),
                         pa.Table.from_pandas(minutes, preserve_index=False))
@@ -296,7 +301,8 @@ def _fallbacks(paths: dict[str, str]) -> dict[str, int]:
 
 def run_action(action: str, t: TenantConfig, day: dt.date, name: str | None,
                inputs: Mapping[str, Any], *, dsn_for: DsnFor | None = None,
-               reextract_config: bool = False) -> str | None:
+               reextract_config: bool = False, extra: dict[str, Any] | None = None
+               ) -> str | None:
     """Run one day-plan step (`plan.Step.action`) on resolved inputs; returns its XCom value,
     the path it wrote, or None when the step does not apply (`month_files` of a month with
     days still unbilled: the task is skipped, and the steps after it with it)."""
@@ -314,7 +320,8 @@ def run_action(action: str, t: TenantConfig, day: dt.date, name: str | None,
         assert name is not None
         return compute(t, day, name, inputs["inputs"])
     if action == "daily_files":
-        return emit_daily(t, day, inputs["metrics"], inputs["datasets"], inputs["maps"])
+        return emit_daily(t, day, inputs["metrics"], inputs["datasets"], inputs["maps"],
+                          extra=extra)
     if action == "month_files":
         return emit_monthly(t, day)  # None: the month is incomplete (skipped)
     if action == "month_report":

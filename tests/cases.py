@@ -118,6 +118,28 @@ EXPECTED = {
 }
 
 
+NO_DEFAULT_CONFIG = """
+defaults:
+  gimdb_conn_id: e2e_gim
+  output_root: {root}/out
+  staging_root: {root}/staging
+  retries: 3
+  retry_delay_seconds: 1
+tenants:
+  - id: acme
+    name: Acme
+    production_date: 2026-03-01
+    timezone: America/New_York
+    gim: {{tenant_key: 101, tenant_dbid: 1}}
+    metrics: [seats_chat, seats_outbound]
+    regions:
+      - code: us
+        locations: [{{code: us_east, switches: [SIP_East_1]}}]
+      - code: eu
+        locations: [{{code: eu_west, switches: [SIP_Dublin]}}]
+"""
+
+
 def expected_for(tenant: str) -> dict[str, str]:
     """EXPECTED for the same case configured under another tenant id."""
     return {name.replace("acme", tenant, 1): text.replace(",acme,", f",{tenant},")

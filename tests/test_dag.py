@@ -114,9 +114,22 @@ def test_retries_with_exponential_backoff(bag):
     assert month.max_active_tis_per_dag == 1
 
 
-def test_sensor_reschedules(bag):
-    s = bag.get_dag("bds_acme").get_task("wait_settled")
-    assert s.mode == "reschedule"
+def test_readiness_starts_in_the_triggerer_and_extracts_queue_in_their_pool(bag):
+    """SPEC §8: the wait holds no worker slot (the scheduler hands it straight to the
+    triggerer, as the serialized DAG the scheduler reads says); extracts run in the pool
+    of their connection; every other task has an execution timeout."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = DagSerialization.from_dict(DagSerialization.to_dict(bag.get_dag("bds_acme")))
+    s = dag.get_task("wait_settled")
+    assert s.start_from_trigger is True
+    assert s.start_trigger_args.trigger_cls == "bds_airflow.readiness.ReadinessTrigger"
+    assert s.start_trigger_args.next_method == "execute_complete"
+    assert s.execution_timeout is None and s.retries == 0
+    ex = dag.get_task("extract.sm_fact")
+    assert ex.pool == "bds_bds_gimdb"
+    assert ex.execution_timeout.total_seconds() == 7200
+    assert dag.get_task("compute.seats_chat").pool == "default_pool"
 
 
 def test_parsing_imports_no_pandas_and_opens_no_database(tmp_path):

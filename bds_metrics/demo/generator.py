@@ -1281,6 +1281,7 @@ def generate(
                              first_day=first_day, days=days, gen_first=gen_first, after=after,
                              now=now, agents=agents_per_tenant, per_day=sessions_per_day,
                              scale=scale)
+            counts["ctl_audit_log"] = _etl_audit(gim, gen_first, now)
         finally:
             for dsn, stmts in redo:
                 with psycopg.connect(dsn, autocommit=True) as conn:
@@ -1291,6 +1292,22 @@ def generate(
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(f"ANALYZE {table}")
     return counts
+
+
+def _etl_audit(gim: psycopg.Connection[Any], first: date, now: int) -> int:
+    """CTL_AUDIT_LOG as an ETL running every 15 minutes writes it (SPEC §2.1): one
+    transaction per run, each covering source data up to its start, committed two
+    minutes later; the last mark is the moment of "extraction" (`now`), past the end of
+    every generated billing day, so readiness (SPEC §8) lets them all bill."""
+    start = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp())
+    cur = gim.execute(
+        "INSERT INTO ctl_audit_log (audit_key, job_id, max_chunk_ts, created_ts) "
+        "SELECT coalesce((SELECT max(audit_key) FROM ctl_audit_log), 0) + g.n, "
+        "'demo_etl_15min', g.ts, g.ts + 120 "
+        "FROM (SELECT row_number() OVER (ORDER BY ts) AS n, ts "
+        "      FROM generate_series(%s::bigint, %s::bigint, 900) AS ts) AS g",
+        (start, now))
+    return cur.rowcount
 
 
 def _pilot_rate(t: _Tenant, seed: int, first_day: date) -> float:

@@ -101,7 +101,7 @@ def test_the_dag_is_the_day_plan_one_operator_class_per_kind(bag):
             assert task.upstream_task_ids == want, st.task_id
             assert (task.max_active_tis_per_dag == 1) == st.serial
     kinds = {type(task).__name__ for task in bag.get_dag("bds_acme").tasks}
-    assert kinds == {"SettledSensor", "BdsExtractOperator", "BdsDeriveOperator",
+    assert kinds == {"ReadinessSensor", "BdsExtractOperator", "BdsDeriveOperator",
                      "BdsAttributeOperator", "BdsComputeOperator", "BdsEmitOperator",
                      "BdsMonthlyOperator"}
 

@@ -140,7 +140,7 @@ def test_statement_timeout_cuts_a_hung_extract_names_it_and_the_task_retries(
     with pytest.raises(datasets.SourceError) as err:
         pipeline.extract(t, DAY, "sm_fact", lambda _c: gim)
     assert 0.9 < time.monotonic() - t0 < 2.9  # cut by the server after 1 s, not the lock
-    assert str(err.value).startswith("dataset sm_fact: ")
+    assert str(err.value).startswith("tenant 'acme_hung', day 2026-03-08: dataset sm_fact: ")
     assert "statement timeout" in str(err.value)
     assert "(statement_timeout_seconds 1: the query ran longer; the task retries)" in str(
         err.value)

@@ -6,7 +6,7 @@
 #
 # Everything Python comes from requirements.txt (exact pins, Airflow 3.3.2 with the
 # celery, amazon and postgres providers, s3fs for s3:// roots); the bds code is
-# installed in place (editable) because it reads its SQL from /opt/bds/sql.
+# installed in place (editable); its SQL and DAG files are package data.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,7 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     AIRFLOW_HOME=/opt/airflow \
-    AIRFLOW__CORE__DAGS_FOLDER=/opt/bds/dags \
+    AIRFLOW__CORE__DAGS_FOLDER=/opt/bds/bds_airflow/dags \
     AIRFLOW__CORE__LOAD_EXAMPLES=False
 
 # libpq for psycopg; tini reaps the task processes a worker forks.
@@ -30,8 +30,6 @@ RUN pip install --upgrade pip uv \
 
 COPY bds_metrics ./bds_metrics
 COPY bds_airflow ./bds_airflow
-COPY dags ./dags
-COPY sql ./sql
 RUN uv pip install --system --no-cache --no-deps -e . \
     && mkdir -p /opt/airflow/logs /opt/airflow/auth \
     && chown -R airflow:0 /opt/airflow \

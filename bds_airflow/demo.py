@@ -13,6 +13,7 @@ import io
 import json
 import os
 import time
+from importlib.resources import files
 from pathlib import Path
 
 from bds_metrics.days import date_range
@@ -80,7 +81,7 @@ def run_demo(root: str, days: int = 21, agents: int = 300) -> int:
           f"({time.monotonic() - t0:.0f} s)")
 
     os.environ["BDS_DEMO_ROOT"] = str(root_p)
-    text = (Path(generator.__file__).with_name("demo.yaml").read_text(encoding="utf-8")
+    text = ((files("bds_metrics.demo") / "demo.yaml").read_text(encoding="utf-8")
             .replace("${BDS_DEMO_ROOT}", str(root_p)))
     cfg_path = root_p / "bds.yaml"
     cfg_path.write_text(text, encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import yaml
@@ -28,7 +29,7 @@ class MetricCodes:
 
 
 def load_catalog(path: Path | None = None) -> dict[str, MetricCodes]:
-    path = path or Path(__file__).with_name("catalog.yaml")
+    path = path or files("bds_metrics") / "catalog.yaml"  # package data
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     missing = [m for m in METRICS if m not in raw]
     if missing:

@@ -16,6 +16,7 @@ import json
 import shutil
 import time
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,7 @@ def generate(dsns: dict[str, str], sessions: int) -> Generated:
 
 
 def _demo_config() -> dict[str, Any]:
-    from bds_metrics.demo import generator
-
-    text = Path(generator.__file__).with_name("demo.yaml").read_text(encoding="utf-8")
+    text = (files("bds_metrics.demo") / "demo.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 

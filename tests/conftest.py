@@ -83,7 +83,7 @@ def _airflow_metadata(tmp: Path) -> None:
            f"?host={host}&port={p.get('port', 5432)}")
     os.environ["AIRFLOW_HOME"] = str(tmp / "airflow")
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "bds_airflow" / "dags")
     os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
     os.environ["BDS_TEST_AIRFLOW_DB"] = name
     from bds_airflow import airflow_env
@@ -124,7 +124,7 @@ def new_db() -> Iterator:
             import psycopg
 
             with psycopg.connect(d, autocommit=True) as c:
-                c.execute((REPO / "sql" / schema / "schema.sql").read_text())
+                c.execute((REPO / "bds_metrics" / "sql" / schema / "schema.sql").read_text())
         make.names = made  # type: ignore[attr-defined]
         return d
 

@@ -82,7 +82,7 @@ def marts() -> Iterator[dict[str, str]]:
         admin(f"CREATE DATABASE {name}")
         made[kind] = name
         with psycopg.connect(dsn(name), autocommit=True) as c:
-            c.execute((REPO / "sql" / kind / "schema.sql").read_text())
+            c.execute((REPO / "bds_metrics" / "sql" / kind / "schema.sql").read_text())
             c.execute(rows)
     yield {kind: dsn(name) for kind, name in made.items()}
     for name in made.values():

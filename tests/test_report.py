@@ -529,7 +529,7 @@ def test_dag_has_month_report_after_month_files(env, monkeypatch):
     monkeypatch.setenv("BDS_CONFIG", str(tmp / "bds.yaml"))
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(REPO / "dags"))
+    bag = DagBag(dag_folder=str(REPO / "bds_airflow" / "dags"))
     assert bag.import_errors == {}
     report_task = bag.get_dag("bds_kat").get_task("monthly.month_report")
     assert report_task.upstream_task_ids == {"monthly.month_files"}

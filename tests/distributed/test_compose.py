@@ -102,11 +102,11 @@ def test_dockerfile_installs_the_pinned_requirements():
               "apache-airflow-providers-postgres", "s3fs", "redis", "celery", "moto", "flask"):
         assert p in pins, p
     copied = set(re.findall(r"^COPY (\S+) ", text, re.M))
-    for needed in ("bds_metrics", "bds_airflow", "dags", "sql"):
+    for needed in ("bds_metrics", "bds_airflow"):
         assert needed in copied, needed
     ignored = {ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()
                if ln.strip() and not ln.startswith("#")}
-    assert ignored.isdisjoint({"bds_metrics", "bds_airflow", "dags", "sql", "requirements.txt",
+    assert ignored.isdisjoint({"bds_metrics", "bds_airflow", "requirements.txt",
                                "pyproject.toml"}), ignored
     assert {".venv", ".git"} <= ignored
 
@@ -137,7 +137,7 @@ def test_airflow_components_share_one_celery_setup(compose):
     w1, w2 = services["airflow-worker-1"], services["airflow-worker-2"]
     assert w1["hostname"] != w2["hostname"]
     assert w1["command"][-1] != w2["command"][-1]
-    assert first["AIRFLOW__CORE__DAGS_FOLDER"] == IMAGE_ROOT + "dags"
+    assert first["AIRFLOW__CORE__DAGS_FOLDER"] == IMAGE_ROOT + "bds_airflow/dags"
 
 
 def test_dependencies_and_volumes(compose):

@@ -29,8 +29,8 @@ from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 REPO = Path(__file__).resolve().parents[2]
-GIM_SCHEMA = REPO / "sql" / "gim" / "schema.sql"
-GVP_SCHEMA = REPO / "sql" / "gvp" / "schema.sql"
+GIM_SCHEMA = REPO / "bds_metrics" / "sql" / "gim" / "schema.sql"
+GVP_SCHEMA = REPO / "bds_metrics" / "sql" / "gvp" / "schema.sql"
 
 ZONES = ["America/New_York", "Europe/London", "Australia/Adelaide", "UTC", "Asia/Kathmandu"]
 

@@ -12,6 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "bds_airflow" / "dags"
+pytestmark = pytest.mark.usefixtures("airflow_db")  # Airflow configured before its import
 DAG_FILES = sorted(DAGS.glob("bds_tenants_*_of_*.py"))
 
 CONFIG = """

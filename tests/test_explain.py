@@ -74,7 +74,7 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def marts() -> Iterator[dict[str, str]]:
+def marts(pg: str) -> Iterator[dict[str, str]]:
     """An Info Mart and a GVP database, each holding a year of facts."""
     made = {}
     for kind, rows in (("gim", GIM_ROWS), ("gvp", GVP_ROWS)):

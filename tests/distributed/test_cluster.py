@@ -134,7 +134,7 @@ def _admin(sql: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory) -> Iterator[dict]:
+def env(tmp_path_factory, pg) -> Iterator[dict]:
     """Info Marts, the local-disk reference results, and the running cluster."""
     from psycopg.conninfo import conninfo_to_dict
 

@@ -90,6 +90,7 @@ def run_demo(root: str, days: int = 21, agents: int = 300) -> int:
 
     from bds_metrics.config import load_config
 
+    from .progress import day_progress
     from .runner import run_days
 
     cfg = load_config(cfg_path)
@@ -98,7 +99,8 @@ def run_demo(root: str, days: int = 21, agents: int = 300) -> int:
     for t in cfg.tenants:
         t1 = time.monotonic()
         lines: list[str] = []
-        failed += run_days(t, FIRST_DAY, last, echo=lines.append)
+        with day_progress(t, days, f"{t.id}: demo billing days", lines) as echo:
+            failed += run_days(t, FIRST_DAY, last, echo=echo)
         bad = [line for line in lines if "FAILED" in line]
         print(f"  {t.id}: {len(lines)} billing days through DAG bds_{t.id} "
               f"({time.monotonic() - t1:.0f} s){'; ' + '; '.join(bad) if bad else ''}")

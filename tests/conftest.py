@@ -3,7 +3,8 @@
 Two tiers. A test that uses neither the `pg` nor the `airflow_db` fixture (directly,
 through another fixture such as `new_db`, or by `pytest.mark.usefixtures`) is marked
 `pure` at collection: `make test-fast` (`pytest -m pure`) runs those without starting
-PostgreSQL or importing Airflow. `make test` runs both tiers.
+PostgreSQL or importing Airflow (a test that starts Airflow in a subprocess without
+needing either is marked `airflow` to stay out of it). `make test` runs both tiers.
 
 One real PostgreSQL and one migrated Airflow metadata DB per run, shared by every xdist
 worker: the controller only makes a run directory (BDS_TEST_RUN_DIR, inherited by the
@@ -85,7 +86,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if not set(NEEDS_SERVICES) & set(getattr(item, "fixturenames", ())):
+        if not (set(NEEDS_SERVICES) & set(getattr(item, "fixturenames", ()))
+                or item.get_closest_marker("airflow")):
             item.add_marker(pytest.mark.pure)
 
 

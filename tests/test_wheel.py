@@ -119,9 +119,14 @@ def test_the_wheel_in_an_existing_airflow_bills_a_day(tmp_path, new_db, monkeypa
                         cwd=tmp_path))
     assert [d["dag_id"] for d in listed] == [f"bds_{TENANT}"], listed
 
-    out = _run(["bds", "run", "-t", TENANT, "--from", DAY.isoformat()], env=env, cwd=tmp_path)
+    # One line per day with its values (tests/cases.py), and no library warning.
+    run = subprocess.run(["bds", "run", "-t", TENANT, "--from", DAY.isoformat()], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
     folder = root / "out" / TENANT / "daily" / DAY.isoformat()
-    assert f"{TENANT} {DAY.isoformat()} ok" in out and str(folder) in out, out
+    assert run.stdout == (f"{TENANT} {DAY.isoformat()} ok     {folder}  "
+                          "seats_chat us=2/2 eu=1/1  seats_outbound us=2 eu=0\n"), run.stdout
+    assert "warning" not in run.stderr.lower(), run.stderr
     for name, text in expected_for(TENANT).items():
         assert (folder / name).read_text() == text, name
     _run(["bds", "verify", "-t", TENANT], env=env, cwd=tmp_path)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+from .catalog import CATALOG
 from .config import TenantConfig
 
 
 def day_values(t: TenantConfig, day: dt.date) -> str:
     """The tenant-level values billed for `day`, from its stored daily results.
 
-    Per metric (the tenant's order) and region (config order): seat metrics as
-    `concurrent/enabled` agents when the day's file has both AgentGroupNames, else the
-    one value; GVP ports and minutes as one number. Example:
+    Per metric (the tenant's order) and region (config order), the AgentGroupNames of
+    the day's billing file: `concurrent/enabled` agents for seat metrics billed daily
+    with both, else the one value (GVP ports and minutes too). Example:
     `seats_chat us=12/40 eu=3/9  gvp_minutes us=1520`. Empty when the day has no stored
     results (a failed day). Reads only the results file (a few rows per metric).
     """
@@ -30,7 +31,8 @@ def day_values(t: TenantConfig, day: dt.date) -> str:
             values.setdefault((m, region), {})[int(group)] = int(value)
     parts = []
     for m in t.metrics:
-        regions = [f"{r.code}={'/'.join(str(g[k]) for k in sorted(g))}"
+        groups = CATALOG[m].groups("daily")  # what the day's billing file holds
+        regions = [f"{r.code}={'/'.join(str(g[k]) for k in groups if k in g)}"
                    for r in t.regions if (g := values.get((m, r.code)))]
         if regions:
             parts.append(f"{m} {' '.join(regions)}")

@@ -46,7 +46,7 @@ RUN pip install --upgrade pip uv \
 COPY --from=wheel /wheels /wheels
 RUN uv pip install --system --no-cache -c requirements.txt /wheels/bds-*.whl \
     && mkdir -p /opt/bds/dags \
-    && cp "$(python -c 'from bds_airflow import airflow_env; print(airflow_env.DAGS_FOLDER)')"/bds_tenants_*_of_*.py /opt/bds/dags/ \
+    && cp "$(python -c 'from bds_airflow import airflow_env; print(airflow_env.DAGS_FOLDER)')"/*.py /opt/bds/dags/ \
     && mkdir -p /opt/bds/bds_metrics/demo \
     && cp "$(python -c 'from importlib.resources import files; print(files("bds_metrics.demo") / "demo.yaml")')" /opt/bds/bds_metrics/demo/demo.yaml \
     && mkdir -p /opt/airflow/logs /opt/airflow/auth \

@@ -68,9 +68,10 @@ def tenant_part(tenant_id: str, n: int) -> int:
 
 def build_dag(t: TenantConfig) -> Any:
     import pendulum
-    from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup
+    from airflow.sdk import DAG, TaskGroup
 
     from .steps import BdsStepOperator, SettledSensor
+    from .timetable import BillingDayTimetable
 
     default_args = {
         "owner": "billing",
@@ -91,13 +92,14 @@ def build_dag(t: TenantConfig) -> Any:
     with DAG(
         dag_id=f"bds_{t.id}",
         description=f"BDS billing data for {t.name}",
-        schedule=CronDataIntervalTimetable("0 0 * * *", timezone=t.timezone),
+        schedule=BillingDayTimetable(
+            t.timezone, t.settle_hours if t.wait_for_settle else 0.0),
         start_date=start,
         catchup=True,
         max_active_runs=4,
         default_args=default_args,
         tags=["bds", "billing", f"tenant:{t.id}"],
-        doc_md=__doc__,
+        doc_md=operator_doc(t),
     ) as dag:
         settled = SettledSensor(task_id="wait_settled", tenant=t, mode="reschedule",
                                 poke_interval=SENSOR_POKE_SECONDS, timeout=7 * 86400,
@@ -147,3 +149,39 @@ def _inputs_of(metric: str, paths: dict[str, Any]) -> dict[str, Any]:
 def _maps_of(metric: str, maps: dict[str, Any]) -> dict[str, Any]:
     key = "cdr_bu" if metric in GVP_METRICS else "agent_bu"
     return {key: maps[key]} if key in maps else {}
+
+
+def operator_doc(t: TenantConfig) -> str:
+    """The DAG's documentation as the Airflow UI shows it: for billing operators."""
+    settle = f"{t.settle_hours:g} h" if t.wait_for_settle else "no wait"
+    return f"""### Billing data for {t.name} (`{t.id}`)
+
+One run bills **one billing day**: local midnight to midnight in **{t.timezone}**
+(23 or 25 hours on a DST change). The run's *logical date* is that day; its run id
+names it (`scheduled__2026-03-05_{t.timezone.replace('/', '.')}`). Billing starts on
+{t.production_date.isoformat()}.
+
+**What a run does.** It waits until the day's data is in (scheduled runs are created
+{settle} after the day ends), extracts the day from the Info Mart (`extract`),
+attributes agents and IVR calls to business units (`attribute`), computes every
+metric (`compute`), writes the billing files, audit file and manifest of the day
+(`emit`), and, once every day of the month has been billed, the month's files
+(`monthly`; the task log lists the days still missing). Every task's log states the
+billing day with its local and UTC bounds, the rows read and rejected, the values
+computed and the files written with their SHA-256.
+
+**Bill or re-bill one day.** *Trigger DAG* with the day as logical date (a date such
+as `2026-03-05` is enough: it bills that local day, never the day before). A day that
+already has a run: open it and *Clear* it (all tasks) to bill it again. From a shell:
+`bds run -t {t.id} --from 2026-03-05`.
+
+**Backfill a range.** *Backfill* (or `airflow backfill create --dag-id bds_{t.id}
+--from-date 2026-03-01 --to-date 2026-03-05`): plain dates D1..D2 bill exactly the
+days D1 to D2. Days between {t.production_date.isoformat()} and yesterday that have no
+run are created by the `bds_billing_days` DAG, whatever order catch-up and backfills
+ran in.
+
+**Where things are.** Files: `{t.output_root}/{t.id}/daily/<day>/` and
+`.../monthly/<month>/`; `bds verify -t {t.id}` re-checks them; `bds status -t {t.id}`
+lists published, failed and missing days.
+"""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,6 +13,8 @@ from bds_metrics.config import ConfigError, TenantConfig
 from bds_metrics.days import date_range
 
 from . import airflow_env
+
+log = logging.getLogger(__name__)
 
 
 class RangeError(ConfigError):
@@ -69,18 +73,23 @@ def dag_file_of(t: TenantConfig, folder: str) -> str:
     return folder
 
 
-def run_after(t: TenantConfig, day: dt.date):
-    """The instant whose last complete daily interval is `day` (what dag.test runs)."""
-    import pendulum
-
-    nxt = day + dt.timedelta(days=1)
-    return pendulum.datetime(nxt.year, nxt.month, nxt.day, tz=t.timezone)
+class DayRefused(RuntimeError):
+    """`bds run` will not start this billing day (one line for the operator)."""
 
 
 def run_days(
     t: TenantConfig, first: dt.date, last: dt.date, *, reextract_config: bool = False,
     verbose: bool = False, echo=print,
 ) -> int:
+    """Bill each day of `first..last` through the tenant's real DAG in this process.
+
+    Shares the run identity of the scheduler (SPEC §8, §9): the run of billing day D is
+    the one whose logical date is D's first instant in the tenant's zone. An existing
+    run of D is cleared and run again in place (its run id, type and history kept); no
+    run of another day is touched. A day already running (here, in another `bds run`,
+    or under the scheduler) is refused in one line. After each run, the day it billed
+    is checked against the day asked for. Returns the exit code (0: every day billed).
+    """
     days = check_range(t, first, last)
     os.environ["BDS_CONFIG"] = t.source
     airflow_env.configure(quiet=not verbose)
@@ -91,40 +100,176 @@ def run_days(
     from bds_metrics.days import billing_day
     from bds_metrics.emission import period_folder
 
+    scheduler_dag = _sync_dag(dag)
+    conf = {"wait_for_settle": False, "reextract_config": reextract_config}
     failed = 0
     for day in days:
-        _forget_run(dag.dag_id, run_after(t, day))
-        dr = dag.test(
-            logical_date=run_after(t, day),
-            run_conf={"wait_for_settle": False, "reextract_config": reextract_config},
-        )
-        state = str(getattr(dr, "state", "unknown"))
+        try:
+            with _day_lock(t, day):
+                dr = _run_day(dag, scheduler_dag, t, day, conf)
+        except DayRefused as exc:
+            failed += 1
+            echo(f"{t.id} {day.isoformat()} REFUSED {exc}")
+            continue
+        finally:
+            settings.Session.remove()
+        state = str(dr.state)
         ok = state.endswith("success")
+        billed = _billed_day(t, dr)
+        if ok and billed != day:
+            failed += 1
+            echo(f"{t.id} {day.isoformat()} WRONG  run {dr.run_id} billed {billed}, "
+                 f"not {day} (files of {billed} left as written)")
+            continue
         failed += not ok
         where = period_folder(t, billing_day(day, t.timezone)) if ok else _failures(dr.run_id)
-        settings.Session.remove()
         echo(f"{t.id} {day.isoformat()} {'ok    ' if ok else 'FAILED'} {where}")
     return 1 if failed else 0
 
 
-def _forget_run(dag_id: str, logical_date) -> None:
-    """Delete an earlier run of the same day before dag.test makes a new one.
+def _billed_day(t: TenantConfig, dr) -> dt.date | None:
+    from bds_metrics.days import billing_day_of
 
-    dag.test deletes it itself, but in a session where it has already loaded that run's
-    task instances, whose relationship then flushes the deleted run back (a duplicate
-    key on (dag_id, logical_date)). Deleting it first, in a session of its own, avoids it.
-    """
+    start = dr.data_interval_start
+    return billing_day_of(start, t.timezone) if start is not None else None
+
+
+def _sync_dag(dag):
+    """Write the tenant's DAG to the metadata DB as `dag.test` does (the DAG's bundle,
+    walked whole so no other DAG of it looks removed), once per `bds run`; returns the
+    scheduler's view of the DAG."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.models.dag import DagModel
+    from airflow.models.dag_version import DagVersion
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        manager = DagBundlesManager()
+        manager.sync_bundles_to_db(session=session)
+        session.commit()
+        existing = DagModel.get_current(dag.dag_id, session=session)
+        owner = existing.bundle_name if existing else None
+    bundles = list(manager.get_all_dag_bundles())
+    for bundle in [b for b in bundles if b.name == owner] or bundles:
+        if not bundle.is_initialized:
+            bundle.initialize()
+        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path,
+                           bundle_name=bundle.name)
+        sync_bag_to_db(bag, bundle.name, bundle.version)
+        if DagVersion.get_version(dag.dag_id):
+            break
+    return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+
+
+def _run_day(dag, scheduler_dag, t: TenantConfig, day: dt.date, conf: dict):
+    """Create or re-use the run of `day` and drive it to its end in this process."""
     from airflow import settings
     from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
     from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
 
-    settings.Session.remove()
-    with create_session() as s:
-        for dr in s.scalars(select(DagRun).where(DagRun.dag_id == dag_id,
-                                                 DagRun.logical_date == logical_date)):
-            s.delete(dr)
-    settings.Session.remove()
+    from .timetable import day_start_of
+
+    logical = day_start_of(day, t.timezone)
+    session = settings.Session()
+    dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag.dag_id,
+                                             DagRun.logical_date == logical))
+    if dr is not None and dr.state in (DagRunState.RUNNING, DagRunState.QUEUED):
+        raise DayRefused(f"run {dr.run_id} of this day is already {dr.state} "
+                         "(wait for it, or stop it in the Airflow UI)")
+    try:
+        dr = _rerun(scheduler_dag, dr, conf, session) if dr is not None else \
+            _new_run(scheduler_dag, t, day, logical, conf, session)
+    except IntegrityError:
+        session.rollback()
+        raise DayRefused("another process created this day's run a moment ago") from None
+    _drive(dag, dr, session)
+    return dr
+
+
+def _new_run(scheduler_dag, t: TenantConfig, day: dt.date, logical, conf: dict, session):
+    import getpass
+
+    import pendulum
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    timetable = scheduler_dag.timetable
+    interval = timetable.interval(day)
+    now = pendulum.now("UTC")
+    return scheduler_dag.create_dagrun(
+        run_id=timetable.generate_run_id(run_type=DagRunType.MANUAL, run_after=now,
+                                         data_interval=interval),
+        logical_date=logical, data_interval=interval, run_after=now, conf=conf,
+        run_type=DagRunType.MANUAL, state=DagRunState.RUNNING,
+        triggered_by=DagRunTriggeredByType.CLI, triggering_user_name=getpass.getuser(),
+        start_date=now, session=session)
+
+
+def _rerun(scheduler_dag, dr, conf: dict, session):
+    """Clear every task of an existing run of the day and run it again in place."""
+    import pendulum
+    from airflow.utils.state import DagRunState
+
+    scheduler_dag.clear(run_id=dr.run_id, dag_run_state=DagRunState.RUNNING,
+                        session=session)
+    session.flush()
+    dr.conf = {**(dr.conf or {}), **conf}
+    dr.state = DagRunState.RUNNING
+    dr.start_date = pendulum.now("UTC")
+    dr.end_date = None
+    session.commit()
+    dr.dag = scheduler_dag
+    return dr
+
+
+def _drive(dag, dr, session) -> None:
+    """Run the run's tasks in this process until it finishes: the loop of Airflow's
+    `dag.test` (airflow.sdk.definitions.dag), on a run we created or re-used instead of
+    one it deletes and re-creates."""
+    import time
+
+    from airflow.sdk import timezone
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils.state import DagRunState, State, TaskInstanceState
+
+    while dr.state == DagRunState.RUNNING:
+        session.expire_all()
+        schedulable, _ = dr.update_state(session=session)
+        for ti in schedulable:
+            if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+                ti.try_number += 1
+            ti.state = TaskInstanceState.SCHEDULED
+            ti.scheduled_dttm = timezone.utcnow()
+        session.commit()
+        tis = set(dr.get_task_instances(session=session))
+        scheduled = {ti for ti in tis if ti.state == TaskInstanceState.SCHEDULED}
+        if not scheduled and {ti for ti in tis if ti.state not in State.finished}:
+            time.sleep(1)  # a retry delay or a deferral running in this process
+        for ti in scheduled:
+            try:
+                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+            except Exception:
+                log.exception("task %s failed", ti.task_id)
+
+
+@contextlib.contextmanager
+def _day_lock(t: TenantConfig, day: dt.date):
+    """One `bds run` of a tenant-day at a time on this machine (a lock file under
+    AIRFLOW_HOME, released when the process ends, however it ends)."""
+    import fcntl
+
+    folder = Path(os.environ["AIRFLOW_HOME"]) / "bds-locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"bds_{t.id}-{day.isoformat()}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DayRefused("another bds run of this day is running on this machine") from None
+        yield
 
 
 def _failures(run_id: str) -> str:

@@ -44,12 +44,41 @@ def _fail_fast(exc: BaseException) -> BaseException:
 def _day(t: TenantConfig, context: Mapping[str, Any]) -> dt.date:
     """The task's billing day. Every step calls this first, so it also routes the
     tenant's object-storage roots through Airflow's connections (object_storage)."""
-    from bds_metrics.days import day_of_interval_start
-
     from .object_storage import install
 
     install()
-    return day_of_interval_start(context["data_interval_start"], t.timezone)
+    return run_billing_day(t, context.get("data_interval_start"), context.get("logical_date"),
+                           (context.get("dag_run") and context["dag_run"].run_id) or "?")
+
+
+def run_billing_day(t: TenantConfig, interval_start: Any, logical_date: Any,
+                    run_id: str) -> dt.date:
+    """The billing day of a run: `data_interval_start` in the tenant's zone (SPEC §8),
+    checked against the run's logical date, which must name the same day.
+
+    Raises ConfigError (the task fails without retry, nothing is billed) for a run that
+    names no billing day or two different ones, e.g. `airflow dags trigger -l D`, which
+    Airflow 3.3 gives the data interval of the trigger time rather than of D.
+    """
+    from bds_metrics.days import billing_day_of, day_start
+
+    if interval_start is None:
+        raise ConfigError(
+            f"tenant {t.id!r}: run {run_id} has no logical date, so no billing day; "
+            "trigger it with the day as logical date (e.g. 2026-03-05) or use bds run")
+    day = billing_day_of(interval_start, t.timezone)
+    if logical_date is not None and billing_day_of(logical_date, t.timezone) != day:
+        named = billing_day_of(logical_date, t.timezone)
+        raise ConfigError(
+            f"tenant {t.id!r}: run {run_id} has logical date {named} "
+            f"({logical_date.isoformat()}) but the data interval of {day} "
+            f"({interval_start.isoformat()}); nothing billed. Trigger {named} from the UI, "
+            f"the REST API or `bds run -t {t.id} --from {named}`")
+    if interval_start.timestamp() != day_start(day, t.timezone).timestamp():
+        raise ConfigError(
+            f"tenant {t.id!r}: run {run_id}: data interval starts at "
+            f"{interval_start.isoformat()}, not at the first instant of billing day {day}")
+    return day
 
 
 def _conf(context: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -102,20 +131,56 @@ def _month_files(t, day, name, inputs, conf):
 
     folder = pipeline.emit_monthly(t, day)
     if folder is None:
-        days, missing = pipeline.month_status(t, day)
-        return f"month incomplete: {len(missing)} of {len(days)} days missing"
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(month_incomplete(t, day))
     return folder
+
+
+def month_incomplete(t: TenantConfig, day: dt.date) -> str:
+    """One line for an incomplete month: the days already due that have no billed
+    result (named), and how many are still to come. The task is skipped, never green."""
+    from bds_metrics import pipeline
+    from bds_metrics.days import billing_day_of
+
+    days, missing = pipeline.month_status(t, day)
+    today = billing_day_of(dt.datetime.now(dt.UTC), t.timezone)
+    late = [d for d in missing if d < today]
+    month = day.strftime("%Y-%m")
+    text = f"tenant {t.id}: month {month} not complete, no month files written: "
+    if late:
+        text += (f"{len(late)} of {len(days)} billing days have no billed result: "
+                 + ", ".join(d.isoformat() for d in late))
+    else:
+        text += "every billing day so far is billed"
+    if len(missing) > len(late):
+        text += f"; {len(missing) - len(late)} day(s) still to come"
+    return text
 
 
 def _month_report(t, day, name, inputs, conf):
     # The month's usage report (SPEC §10), for people: beside the month's files but not
     # in its manifest; `publish` removes only stale *.csv, so it stays.
     month_folder = inputs["month_folder"]
-    if month_folder.startswith("month incomplete"):
-        return f"no report: {month_folder}"
     from bds_metrics import report
 
     return report.write_month_report(t, day, month_folder)
+
+
+def _summary(step: str, name: str | None, result: str) -> list[str]:
+    """What the step read, computed or wrote, for the task log (never fails the task)."""
+    from bds_metrics import tasklog
+
+    try:
+        if step in ("extract", "derive"):
+            return tasklog.dataset_lines(name or step, result)
+        if step == "compute":
+            return tasklog.result_lines(name or step, result)
+        if step in ("daily_files", "month_files"):
+            return tasklog.folder_lines(result)
+        return [f"wrote {result}"]
+    except Exception as exc:  # the log is for people; the billing result stands
+        return [f"(no summary: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"]
 
 
 STEPS: dict[str, Callable[..., str]] = {
@@ -145,9 +210,15 @@ class BdsStepOperator(BaseOperator):
         t = self.tenant
         try:
             day = _day(t, context)
-            return STEPS[self.step](t, day, self.name, self.inputs, _conf(context))
+            from bds_metrics.tasklog import day_header
+
+            self.log.info("%s", day_header(t, day))
+            result = STEPS[self.step](t, day, self.name, self.inputs, _conf(context))
         except Exception as exc:
             raise _fail_fast(exc) from exc
+        for line in _summary(self.step, self.name, result):
+            self.log.info("%s", line)
+        return result
 
 
 class SettledSensor(BaseSensorOperator):

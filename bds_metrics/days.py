@@ -57,9 +57,38 @@ def billing_month(any_day: dt.date, tz: str) -> Period:
     )
 
 
-def day_of_interval_start(start: dt.datetime, tz: str) -> dt.date:
-    """The billing day of a DAG run: `data_interval_start` seen in the tenant's zone."""
-    return start.astimezone(ZoneInfo(tz)).date()
+def billing_day_of(instant: dt.datetime, tz: str) -> dt.date:
+    """The billing day an instant names, for tenant zone `tz` (SPEC §8 "One billing day").
+
+    Every path that turns a date or a date-time into a billing day goes through this
+    function: the timetable (scheduled, catch-up, manual and backfill runs), the tasks
+    (a run's `data_interval_start` and `logical_date`), `bds run` and the trigger
+    normalisation of the API server.
+
+    - An instant that is exactly midnight UTC is a *plain date*: Airflow reads a bare
+      `2026-03-05` (backfill bounds, the trigger form's date, `--from-date`) as that UTC
+      midnight, so its UTC calendar date is the day meant, east or west of UTC.
+    - Any other instant names the local day (in `tz`) that contains it; the first
+      instant of a local day (`local_midnight`) names that day, including days whose
+      midnight is skipped or repeated by a DST change.
+
+    The two rules never disagree on a day's own first instant: a zone whose midnight
+    is a UTC midnight has offset 0 there, so its local and UTC dates coincide.
+
+    `instant` must be timezone-aware (ValueError otherwise).
+    """
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"billing_day_of: {instant!r} has no time zone")
+    utc = instant.astimezone(dt.UTC)
+    if (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0):
+        return utc.date()
+    return instant.astimezone(ZoneInfo(tz)).date()
+
+
+def day_start(day: dt.date, tz: str) -> dt.datetime:
+    """The first instant of billing day `day` as an aware datetime in zone `tz` (the
+    logical date of the day's DAG run)."""
+    return dt.datetime.fromtimestamp(local_midnight(day, tz), ZoneInfo(tz))
 
 
 def iso_utc(ts: int) -> str:

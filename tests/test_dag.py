@@ -50,22 +50,24 @@ def test_one_dag_per_tenant_without_import_errors(bag):
 
 
 def test_timetable_interval_and_start(bag):
-    from airflow.sdk import CronDataIntervalTimetable
+    from bds_airflow.timetable import BillingDayTimetable
 
     dag = bag.get_dag("bds_acme")
-    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert isinstance(dag.timetable, BillingDayTimetable)
     import pendulum
 
     assert dag.start_date == pendulum.datetime(2026, 1, 1, tz="America/New_York")
-    # the interval of a run is one whole local day (23 h on the spring DST change),
-    # computed by the core timetable the scheduler uses for this DAG
+    # the core timetable the scheduler uses for this DAG: a manual run whose logical
+    # date is in local day D bills D (23 h on the spring DST change), never D-1
     from airflow.serialization.encoders import coerce_to_core_timetable
 
     core = coerce_to_core_timetable(dag.timetable)
     info = core.infer_manual_data_interval(
-        run_after=pendulum.datetime(2026, 3, 9, tz="America/New_York"))
+        run_after=pendulum.datetime(2026, 3, 8, 13, 30, tz="America/New_York"))
     assert info.start == pendulum.datetime(2026, 3, 8, tz="America/New_York")
     assert (info.end - info.start).in_hours() == 23
+    assert core.summary == "billing day (America/New_York)"
+    assert "Trigger DAG" in dag.doc_md and "bds run -t acme" in dag.doc_md
 
 
 def test_task_groups_and_tasks(bag):

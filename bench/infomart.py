@@ -4,7 +4,7 @@ The server is a private one (pgserver, PostgreSQL 16, under `.bds/bench/pg`) unl
 DSN names one. The demo generator fills one tenant (`acme`, the demo's, with regions,
 business units and two GVP databases) with exactly `sessions` SM_RES_SESSION_FACT rows
 per day, loaded with binary COPY into unindexed tables that are indexed afterwards
-(the indexes of `sql/gim/schema.sql`: the START_TS-like columns the datasets filter on,
+(the indexes of `bds_metrics/sql/gim/schema.sql`: the START_TS-like columns the datasets filter on,
 INTERACTION_ID, CALL_ATTEMPT_ID and the primary keys). Then every table is ANALYZEd, as
 in a live Info Mart (autovacuum never analyzes the three-row dimension tables).
 """

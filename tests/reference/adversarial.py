@@ -2,7 +2,7 @@
 
 make_case(seed) -> Case         deterministic for a seed; no database needed
 load_case(case, gim_dsn, gvp_dsns)
-                                creates the tables from sql/gim/schema.sql and
+                                creates the tables from the package's sql/gim/schema.sql and
                                 sql/gvp/schema.sql and inserts the rows; gvp_dsns maps each
                                 of case.gvp_conn_ids to its own (separate) database
 scratch_databases(case, server_dsn)

@@ -186,6 +186,11 @@ def compute_gvp(
         key = ["cdr_id", "location"]
         kept = cdrs.loc[keep, key].reset_index(drop=True)
         if cdr_bu is not None and len(cdr_bu):
+            repeated = cdr_bu.duplicated(key)
+            if repeated.any():  # the extract resolves repeated keys (SPEC §4): a stale file
+                k = cdr_bu.loc[repeated, key].iloc[0]
+                raise ValueError(f"dataset gvp_cdrs: key cdr_id {int(k['cdr_id'])}, location "
+                                 f"{k['location']!r} appears more than once in cdr_bu")
             kept = kept.merge(cdr_bu[[*key, "bu_id"]], on=key, how="left", sort=False)
         unit = scope_of_unit(t, kept.get("bu_id", pd.Series(index=kept.index, dtype=object)))
     rows, minutes = [], []

@@ -5,7 +5,10 @@ uses them as `$1`, `$2`, ...; values are never formatted into the SQL text by ha
 stream from the database as binary COPY, parsed into Arrow record batches by ADBC and
 written batch by batch into Parquet, so no Python object is made per row and memory stays
 bounded at any size. Unusable rows are filtered with Arrow compute and counted by reason;
-the counts travel in the Parquet file's metadata.
+the counts travel in the Parquet file's metadata (SPEC §4: every source row in the window
+is in the file or counted). A key that should be unique and repeats (`KEYS`) keeps the
+first row (the SQL orders by key, then every column) and counts the others
+`duplicate_key`; text that is not valid UTF-8 is repaired and counted (`repair_text`).
 
 Why the parameters are bound client-side (`inline`): PostgreSQL takes no bind parameters
 in `COPY (query) TO STDOUT`, and ADBC streams a result through COPY only for a query
@@ -79,7 +82,8 @@ SCHEMAS["pstn_durations"] = SCHEMAS["tfn_durations"]
 # costs time (a third of the writing time of `sm_fact`).
 DICTIONARY = frozenset({"media", "switch_name", "dnis", "location", "name"})
 
-# Reasons a row is left out of the computation, checked in this order (first wins).
+# Reasons a row is left out of the computation, checked in this order (first wins);
+# `duplicate_key` (see KEYS) is checked before all of them.
 REJECT_RULES: dict[str, tuple[str, ...]] = {
     "sm_fact": ("no_agent_id", "no_start_ts", "end_before_start"),
     "mm_sessions": ("no_agent_id", "no_start_ts", "end_before_start"),
@@ -87,16 +91,35 @@ REJECT_RULES: dict[str, tuple[str, ...]] = {
     "gvp_cdrs": ("no_start_ts", "end_before_start"),
 }
 
+# The key that should be unique in a dataset's source (SPEC §4), as columns of the query
+# result (`session_key`, a login session's ID, is not kept in the Parquet file; a CDR_ID
+# is unique within one GVP database, so the location, one per database, is part of the
+# key). The dataset's SQL orders its rows by the key, then by every column: a row whose
+# key equals the previous row's is a `duplicate_key`, the first of each key is kept.
+KEYS: dict[str, tuple[str, ...]] = {
+    "sm_fact": ("session_id",),
+    "mm_sessions": ("session_key",),
+    "gvp_cdrs": ("location", "cdr_id"),
+    "agent_resource": ("agent_id",),
+    "folder": ("folder_id",),
+}
+DUPLICATE_KEY = "duplicate_key"
+
 
 @dataclass
 class Stats:
-    """What a dataset file holds besides its rows: counted rejections."""
+    """What a dataset file holds besides its rows: counted rejections (reason → rows left
+    out) and repairs (column → rows kept whose text was not valid UTF-8)."""
 
     rows: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    repaired: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
-        return json.dumps({"rows": self.rows, "rejected": self.rejected}, sort_keys=True).encode()
+        doc: dict[str, object] = {"rows": self.rows, "rejected": self.rejected}
+        if self.repaired:
+            doc["repaired"] = self.repaired
+        return json.dumps(doc, sort_keys=True).encode()
 
 
 class SourceError(RuntimeError):
@@ -155,11 +178,76 @@ def _reject_mask(rule: str, batch: pa.RecordBatch) -> pa.Array:
     raise ValueError(rule)
 
 
-def clean(name: str, batch: pa.RecordBatch, stats: Stats) -> pa.RecordBatch:
-    """Drop unusable rows of one batch, counting them by their first failing rule."""
+class Duplicates:
+    """Marks the rows of a key-ordered stream whose key equals the previous row's.
+
+    The stream comes in batches; the last key of each batch is carried to the next, so a
+    key repeated across a batch boundary is found too. A null key part never equals.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.columns = KEYS.get(name, ())
+        self.last: list[object] | None = None  # the previous batch's last key
+
+    def mask(self, batch: pa.RecordBatch) -> pa.Array | None:
+        """True for each row that repeats the previous row's key; None without a key."""
+        if not self.columns or batch.num_rows == 0:
+            return None
+        n = batch.num_rows
+        same: pa.Array | None = None
+        for i, c in enumerate(self.columns):
+            if c not in batch.schema.names:
+                raise SourceError(f"query result has no key column {c!r}")
+            col = batch.column(c)
+            first = self.last[i] if self.last is not None else None
+            prev = pa.concat_arrays([pa.array([first], col.type), col.slice(0, n - 1)])
+            eq = pc.fill_null(pc.equal(col, prev), False)
+            same = eq if same is None else pc.and_(same, eq)
+        self.last = [batch.column(c)[n - 1].as_py() for c in self.columns]
+        return same
+
+
+def repair_text(batch: pa.RecordBatch, stats: Stats) -> pa.RecordBatch:
+    """Text that is not valid UTF-8 (an Info Mart in a legacy encoding such as SQL_ASCII)
+    decoded with U+FFFD replacement characters; rows touched counted per column in
+    `stats.repaired` (SPEC §4).
+
+    Valid columns cost one validation pass; a column that fails is dictionary-encoded and
+    only its distinct values are decoded in Python, never one value per row.
+    """
+    cols = list(batch.columns)
+    changed = False
+    for i, f in enumerate(batch.schema):
+        if f.type != pa.string():
+            continue
+        try:
+            cols[i].validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        enc = cols[i].view(pa.binary()).dictionary_encode()
+        raw = enc.dictionary.to_pylist()
+        fixed = [v.decode("utf-8", errors="replace") for v in raw]
+        bad = pa.array([a != b.encode("utf-8") for a, b in zip(raw, fixed, strict=True)],
+                       pa.bool_())
+        touched = pc.sum(pc.fill_null(pc.take(bad, enc.indices), False)).as_py() or 0
+        cols[i] = pc.take(pa.array(fixed, pa.string()), enc.indices)
+        stats.repaired[f.name] = stats.repaired.get(f.name, 0) + touched
+        changed = True
+    return pa.RecordBatch.from_arrays(cols, schema=batch.schema) if changed else batch
+
+
+def clean(name: str, batch: pa.RecordBatch, stats: Stats,
+          duplicate: pa.Array | None = None) -> pa.RecordBatch:
+    """Drop unusable rows of one batch, counting them by their first failing rule;
+    `duplicate` (from `Duplicates.mask`) marks rows whose key repeats, checked first."""
     keep: pa.Array | None = None  # rows no rule has rejected yet; None: all of them
-    for rule in REJECT_RULES.get(name, ()):
-        bad = _reject_mask(rule, batch)
+    rules: list[tuple[str, pa.Array | None]] = [(DUPLICATE_KEY, duplicate)]
+    rules += [(rule, None) for rule in REJECT_RULES.get(name, ())]
+    for rule, mask in rules:
+        if rule == DUPLICATE_KEY and mask is None:
+            continue
+        bad = _reject_mask(rule, batch) if mask is None else mask
         if keep is not None:
             bad = pc.and_(keep, bad)
         n = pc.sum(bad).as_py() or 0
@@ -193,7 +281,7 @@ def query_batches(dsn: str, sql: str, params: tuple[object, ...]) -> Iterator[pa
     try:
         conn = adbc.connect(dsn, db_kwargs={ADBC_TYPES: "builtin"})
     except Exception as exc:  # ADBC raises driver-specific classes
-        raise SourceError(f"cannot connect: {_first_line(exc)}") from exc
+        raise SourceError(f"cannot connect: {first_line(exc)}") from exc
     try:
         cur = conn.cursor()
         try:
@@ -201,7 +289,7 @@ def query_batches(dsn: str, sql: str, params: tuple[object, ...]) -> Iterator[pa
             reader = cur.fetch_record_batch()
             yield from reader
         except Exception as exc:
-            raise SourceError(_first_line(exc)) from exc
+            raise SourceError(first_line(exc)) from exc
         finally:
             cur.close()
     finally:
@@ -261,7 +349,7 @@ class _Failed:
     exc: BaseException
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
@@ -283,8 +371,10 @@ def write_batches(
                                use_dictionary=dictionary) as w,
               ThreadPoolExecutor(max_workers=1) as writer):
             pending: Future[None] | None = None
+            duplicates = Duplicates(name)
             for b in batches:
-                b = clean(name, _conform(b, schema), stats)
+                dup = duplicates.mask(b)
+                b = repair_text(clean(name, _conform(b, schema), stats, dup), stats)
                 if b.num_rows:
                     if pending:
                         pending.result()
@@ -310,9 +400,31 @@ def extract(name: str, dsn: str, values: dict[str, object], path: str) -> Stats:
         raise SourceError(f"dataset {name}: {exc}") from exc
 
 
+def repair_file(path: str, name: str) -> bool:
+    """Repair, in place, a dataset file written before its text was checked (a config
+    snapshot kept from an earlier run of the day: DECISIONS 33). Its rejected counts are
+    kept and the rows repaired are added; True when the file was rewritten.
+
+    The file is read whole: only the small configuration datasets are kept across runs.
+    """
+    table = storage.read_table(path)
+    try:
+        for col in table.columns:
+            if col.type == pa.string():
+                col.validate(full=True)
+        return False
+    except pa.ArrowInvalid:
+        pass
+    old = read_stats(path)
+    write_batches(path, name, table.to_batches(),
+                  Stats(rejected=dict(old.rejected), repaired=dict(old.repaired)))
+    return True
+
+
 def read_stats(path: str) -> Stats:
     """The row and rejection counts stored in a dataset file."""
     src = pa.BufferReader(storage.read_bytes(path)) if storage.is_url(path) else path
     meta = pq.read_metadata(src).metadata or {}
     raw = json.loads(meta.get(META_KEY, b"{}"))
-    return Stats(rows=raw.get("rows", 0), rejected=raw.get("rejected", {}))
+    return Stats(rows=raw.get("rows", 0), rejected=raw.get("rejected", {}),
+                 repaired=raw.get("repaired", {}))

@@ -17,8 +17,10 @@ Staging layout (`staging_root/<tenant>/`):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import attribution, datasets, storage
-from .compute import compute_gvp, compute_seats, seat_inputs
-from .config import GVP_METRICS, TenantConfig
+from .compute import MappingError, compute_gvp, compute_seats, seat_inputs
+from .config import GVP_METRICS, ConfigError, TenantConfig
 from .days import Period, billing_day, billing_month, month_days
 from .emission import Bundle, build_files, period_folder, publish
 from .plan import CONFIG_SNAPSHOTS
@@ -35,6 +37,44 @@ from .plan import CONFIG_SNAPSHOTS
 DsnFor = Callable[[str], str]  # Airflow conn id -> libpq DSN
 
 SPAN = ["start_ts", "end_ts"]  # the interval columns of the session datasets
+
+
+class StepError(RuntimeError):
+    """A step failed for a reason no other error names: one line with the tenant, the day,
+    the step and its dataset or metric (the traceback stays in the log). SPEC §4: a bad
+    row never fails a run, so this is a bug or an unreadable staging file, retried."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _named(step: str, what: str = "") -> Callable[[F], F]:
+    """Make a step's unexpected errors one line naming tenant, day and `what`.
+
+    `what` is formatted with the step's first argument after the day (a dataset or metric
+    name). Errors that already name their input (configuration, unmapped session, source)
+    keep their class, so the Airflow side still fails them fast or retries them; a source
+    error gains the tenant and day.
+    """
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(t: TenantConfig, day: dt.date, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(t, day, *args, **kwargs)
+            except (ConfigError, MappingError, StepError):
+                raise
+            except datasets.SourceError as exc:
+                raise datasets.SourceError(f"tenant {t.id!r}, day {day}: {exc}") from exc
+            except Exception as exc:
+                named = what.format(*args) if what else ""
+                raise StepError(
+                    f"tenant {t.id!r}, day {day}, step {step}{named}: "
+                    f"{type(exc).__name__}: {datasets.first_line(exc)}") from exc
+
+        return run  # type: ignore[return-value]
+
+    return wrap
 
 
 def _stage(t: TenantConfig, area: str, day: dt.date, name: str) -> str:
@@ -66,12 +106,14 @@ def bind_values(t: TenantConfig, p: Period) -> dict[str, object]:
 # ---------------------------------------------------------------- extract
 
 
+@_named("extract", ", dataset {0}")
 def extract(
     t: TenantConfig, day: dt.date, name: str, dsn_for: DsnFor, *, reextract_config: bool = False
 ) -> str:
     """Extract one dataset of the day; config snapshots of a billed day are kept."""
     path = dataset_path(t, day, name)
     if name in CONFIG_SNAPSHOTS and not reextract_config and storage.exists(path):
+        datasets.repair_file(path, name)  # kept from before text was checked (DECISIONS 33)
         return path
     values = bind_values(t, billing_day(day, t.timezone))
     if name == "gvp_cdrs":
@@ -99,6 +141,7 @@ def _tagged_cdrs(
     return datasets.read_concurrently([source(dsn_for(c), c, loc) for c, loc in t.gvp_sources()])
 
 
+@_named("derive", ", dataset {0}")
 def derive(t: TenantConfig, day: dt.date, name: str, voice_calls: str) -> str:
     """tfn_durations / pstn_durations from the day's voice_calls (test calls left out)."""
     calls = storage.read_table(voice_calls)
@@ -127,6 +170,7 @@ def _frame(path: str | None, columns: list[str] | None = None) -> pd.DataFrame |
     return storage.read_table(path, columns).to_pandas()
 
 
+@_named("agent_bu", " (datasets sm_fact, mm_sessions, agent_resource, folder)")
 def attribute_agents(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> str:
     """agent_id → BU for every agent of the day's session datasets."""
     ids = [
@@ -147,6 +191,8 @@ def attribute_agents(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> st
     return path
 
 
+@_named("cdr_bu", " (datasets gvp_cdrs, tfn_durations, pstn_durations, agent_resource, "
+        "folder)")
 def attribute_cdrs(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> str:
     """cdr_id → BU for the day's GVP CDRs.
 
@@ -174,6 +220,7 @@ def attribute_cdrs(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> str:
 # ---------------------------------------------------------------- compute
 
 
+@_named("compute", ", metric {0}")
 def compute(t: TenantConfig, day: dt.date, metric: str, paths: dict[str, str]) -> str:
     """One metric's values for every region and scope; per-minute peaks beside them."""
     p = billing_day(day, t.timezone)
@@ -210,6 +257,7 @@ def _results_table(rows: pd.DataFrame) -> pa.Table:
 # ---------------------------------------------------------------- emit
 
 
+@_named("daily_files")
 def emit_daily(
     t: TenantConfig, day: dt.date, metric_paths: dict[str, str], dataset_paths: dict[str, str],
     attribution_paths: dict[str, str],
@@ -222,12 +270,17 @@ def emit_daily(
         ignore_index=True,
     )
     bundle = Bundle(files=build_files(t, p, results))
+    repaired: dict[str, dict[str, int]] = {}
     for name in sorted(dataset_paths):
         stats = datasets.read_stats(dataset_paths[name])
         bundle.inputs[name] = stats.rows
         if stats.rejected:
             bundle.rejected[name] = stats.rejected
+        if stats.repaired:
+            repaired[name] = dict(sorted(stats.repaired.items()))
     bundle.fallbacks = _fallbacks(attribution_paths)
+    if repaired:  # absent when no text needed repair (DECISIONS)
+        bundle.extra["repaired"] = repaired
     storage.write_table(results_path(t, day), _results_table(results))
     storage.write_table(results_path(t, day, "usage"),
                         pa.Table.from_pandas(minutes, preserve_index=False))
@@ -276,6 +329,7 @@ def month_status(t: TenantConfig, any_day: dt.date) -> tuple[list[dt.date], list
     return days, [d for d in days if not day_complete(t, d)]
 
 
+@_named("month_files")
 def emit_monthly(t: TenantConfig, any_day: dt.date) -> str | None:
     """(Re)write the month's files when every billable day has a daily result."""
     days, missing = month_status(t, any_day)
@@ -287,6 +341,7 @@ def emit_monthly(t: TenantConfig, any_day: dt.date) -> str | None:
     )
     results = monthly_results(t, daily)
     bundle = Bundle(files=build_files(t, p, results))
+    repaired: dict[str, dict[str, int]] = {}
     for d in days:
         doc = json.loads(storage.read_bytes(
             storage.join(period_folder(t, billing_day(d, t.timezone)), "manifest.json")))
@@ -298,6 +353,12 @@ def emit_monthly(t: TenantConfig, any_day: dt.date) -> str | None:
                 slot[reason] = slot.get(reason, 0) + int(n)
         for reason, n in doc.get("fallbacks", {}).items():
             bundle.fallbacks[reason] = bundle.fallbacks.get(reason, 0) + int(n)
+        for name, columns in doc.get("repaired", {}).items():
+            slot = repaired.setdefault(name, {})
+            for column, n in columns.items():
+                slot[column] = slot.get(column, 0) + int(n)
+    if repaired:
+        bundle.extra["repaired"] = {k: dict(sorted(v.items())) for k, v in sorted(repaired.items())}
     bundle.extra["days"] = [d.isoformat() for d in days]
     return publish(t, p, bundle)
 

@@ -45,6 +45,9 @@ def dataset_lines(name: str, path: str) -> list[str]:
                                           sorted(stats.rejected.items()))
     else:
         line += "; none rejected"
+    if stats.repaired:
+        line += "; text not UTF-8 repaired in " + ", ".join(
+            f"{column} {n}" for column, n in sorted(stats.repaired.items()))
     return [line]
 
 
@@ -77,4 +80,6 @@ def folder_lines(folder: str) -> list[str]:
         out.append("  rejected rows: " + json.dumps(doc["rejected"], sort_keys=True))
     if doc.get("fallbacks"):
         out.append("  attribution fallbacks: " + json.dumps(doc["fallbacks"], sort_keys=True))
+    if doc.get("repaired"):
+        out.append("  repaired rows: " + json.dumps(doc["repaired"], sort_keys=True))
     return out

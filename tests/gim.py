@@ -32,9 +32,11 @@ BASE = {
 }
 
 
-def insert(dsn: str, rows: dict[str, list[tuple]], base: bool = True) -> None:
+def insert(dsn: str, rows: dict[str, list[tuple]], base: bool = True, **connect: str) -> None:
+    """`connect`: extra libpq parameters, e.g. client_encoding="LATIN1" to store the
+    latin-1 bytes of str values as they are in a SQL_ASCII database."""
     data = {**BASE, **rows} if base else rows
-    with psycopg.connect(dsn, autocommit=True) as c, c.cursor() as cur:
+    with psycopg.connect(dsn, autocommit=True, **connect) as c, c.cursor() as cur:
         for table, values in data.items():
             if not values:
                 continue

@@ -39,8 +39,8 @@ from tests.gim import insert
 pytestmark = pytest.mark.xdist_group("distributed")
 
 TENANTS = {  # id: (tenant_key, tenant_dbid, zone, days back of production)
-    "nyc": (201, 21, "America/New_York", 3),
-    "ktm": (202, 22, "Asia/Kathmandu", 3),
+    "nyc": (201, 21, "America/New_York", 2),
+    "ktm": (202, 22, "Asia/Kathmandu", 2),
     "gap": (203, 23, "America/New_York", 4),
 }
 CONFIG = """
@@ -48,8 +48,8 @@ defaults:
   output_root: {root}/out
   staging_root: {root}/staging
   wait_for_settle: false
-  retries: 1
-  retry_delay_seconds: 1
+  retries: 3
+  retry_delay_seconds: 2
 tenants:
 """
 TENANT = """  - id: {id}
@@ -162,13 +162,27 @@ def _wait_every_day_billed(cluster: Cluster, t, days: list[dt.date], timeout: fl
         return None
 
     def report() -> str:
-        states = [(r["run_id"], r["state"]) for r in _runs(cluster, dag_id)]
+        states = [(r["dag_run_id"], r["state"]) for r in _runs(cluster, dag_id)]
         return f"runs: {states}\n{cluster.logs(lines=30)}"
 
     return wait_for(f"every billing day of {dag_id} run", done, timeout, 3, on_timeout=report)
 
 
-def _assert_one_billed_run_per_day(root: Path, t, runs: list[dict], days: list[dt.date]):
+def _why(cluster: Cluster, dag_id: str, run_id: str) -> str:
+    """The run's unsuccessful tasks and the end of their logs."""
+    out = []
+    for ti in cluster.task_instances(dag_id, run_id):
+        if ti["state"] != "success":
+            out.append(f"{ti['task_id']}: {ti['state']} try {ti.get('try_number')}")
+            folder = cluster.root / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / \
+                f"task_id={ti['task_id']}"
+            for log in sorted(folder.glob("attempt=*.log"))[-1:]:
+                out.append("\n".join(log.read_text(errors="replace").splitlines()[-15:]))
+    return "\n".join(out)
+
+
+def _assert_one_billed_run_per_day(root: Path, t, runs: list[dict], days: list[dt.date],
+                                   cluster: Cluster | None = None):
     from bds_metrics.days import billing_day
 
     by_day: dict[dt.date, list[dict]] = {}
@@ -178,7 +192,8 @@ def _assert_one_billed_run_per_day(root: Path, t, runs: list[dict], days: list[d
         assert len(by_day.get(day, [])) == 1, f"{t.id} {day}: {by_day.get(day)}"
         run = by_day[day][0]
         p = billing_day(day, t.timezone)
-        assert run["state"] == "success", run
+        assert run["state"] == "success", (run, cluster and _why(cluster, f"bds_{t.id}",
+                                                                  run["dag_run_id"]))
         assert dt.datetime.fromisoformat(run["logical_date"]).timestamp() == p.start
         assert dt.datetime.fromisoformat(run["data_interval_start"]).timestamp() == p.start
         assert dt.datetime.fromisoformat(run["data_interval_end"]).timestamp() == p.end
@@ -240,8 +255,8 @@ def test_manual_triggers_name_the_billing_day_and_catch_up_skips_it(env):
         _unpause(cluster, f"bds_{t.id}")
     for t in (nyc, ktm):
         days = due_days(t, now, grace_hours=0)
-        runs = _wait_every_day_billed(cluster, t, days, timeout=600)
-        _assert_one_billed_run_per_day(env["root"], t, runs, days)
+        runs = _wait_every_day_billed(cluster, t, days, timeout=900)
+        _assert_one_billed_run_per_day(env["root"], t, runs, days, cluster)
     # the manually triggered day bills exactly what an in-process run of that day bills
     folder = env["root"] / "out" / "nyc" / "daily" / d_nyc.isoformat()
     got = {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix == ".csv"}
@@ -249,7 +264,7 @@ def test_manual_triggers_name_the_billing_day_and_catch_up_skips_it(env):
 
     # `bds run` of the manual day against the scheduler's metadata DB: re-runs it in
     # place; the next day's (scheduled) run is untouched
-    before = {r["run_id"]: r for r in _runs(cluster, "bds_nyc")}
+    before = {r["dag_run_id"]: r for r in _runs(cluster, "bds_nyc")}
     nxt = next(r for r in before.values() if _day_of(r, nyc.timezone) == d_nyc +
                dt.timedelta(days=1))
     proc = subprocess.run([str(Path(sys.executable).with_name("bds")), "run", "-t", "nyc",
@@ -257,9 +272,9 @@ def test_manual_triggers_name_the_billing_day_and_catch_up_skips_it(env):
                           capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"nyc {d_nyc.isoformat()} ok" in proc.stdout, proc.stdout
-    after = {r["run_id"]: r for r in _runs(cluster, "bds_nyc")}
+    after = {r["dag_run_id"]: r for r in _runs(cluster, "bds_nyc")}
     assert sorted(after) == sorted(before)  # no run created, deleted or renamed
-    assert after[nxt["run_id"]] == nxt
+    assert after[nxt["dag_run_id"]] == nxt
     assert got == {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix == ".csv"}
 
 
@@ -285,7 +300,7 @@ def test_a_backfill_ahead_of_the_catch_up_leaves_no_day_without_a_run(env):
     r = cluster.request("POST", "/api/v2/dags/bds_billing_days/dagRuns",
                         json={"logical_date": None})
     assert r.status_code == 200, r.text
-    runs = _wait_every_day_billed(cluster, t, days, timeout=600)
-    _assert_one_billed_run_per_day(env["root"], t, runs, days)
+    runs = _wait_every_day_billed(cluster, t, days, timeout=900)
+    _assert_one_billed_run_per_day(env["root"], t, runs, days, cluster)
     kinds = {_day_of(x, t.timezone): x["run_type"] for x in runs}
     assert kinds[first] == kinds[last] == "backfill"

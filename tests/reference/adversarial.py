@@ -104,6 +104,17 @@ FEATURES = [
     "pstn_call",
     "null_dnis",
     "cdr_id_collision",
+    # SPEC §4 accounting: sentinel ends, repeated keys, '' meaning null
+    "end_ts_sentinel",
+    "duplicate_session_key",
+    "duplicate_login_session_id",
+    "duplicate_cdr_id",
+    "duplicate_person_id",
+    "duplicate_folder_id",
+    "empty_callid",
+    "empty_calluuid",
+    "empty_switch",
+    "empty_ani_dnis",
     # names
     "name_comma",
     "name_quote",
@@ -588,7 +599,7 @@ def make_case(seed: int) -> Case:
             if s <= ds + 1:
                 s = ds + 1000
             return s, rng.randint(ds + 1, s - 1), 0, {"end_before_start"}
-        if shape == "neg_out":  # end < start, end before the day: outside the window
+        if shape == "neg_out":  # end < start, end before the day (counted: SPEC §4)
             s = t_in_day()
             return s, rng.randint(lb, ds), 0, {"end_before_start_outside_window"}
         # lbstart: exactly at the look-back start, and one second before it
@@ -996,6 +1007,65 @@ def make_case(seed: int) -> Case:
             rows.append(dict(base, cdr_id=cdr_id))
         gvp_rows[conn_id] = rows
 
+    # ---- SPEC §4: every row that started in the window is accounted for, repeated keys,
+    # '' meaning null. Added after everything else, so the rows above are those the seed
+    # gave before these were added.
+    sessions_of_tenant = [r for r in sm if r["tenant_key"] == tk]
+    aid = rng.choice([a for a in agent_ids if agent_keys[a]])
+    key = rng.choice(agent_keys[aid])
+    for end in (0, -1):  # sentinels on sessions started in the day, OCS-qualified
+        s = t_in_day()
+        sm_session(key, s, end, 0, VOICE_KEYS[0])
+        handled_row(key, s + 1, VOICE_KEYS[0], attempt="caf", talk=30)
+    mm_session(aid, t_in_day(), rng.choice([0, -1]))
+    b.feature("end_ts_sentinel")
+    if sessions_of_tenant:  # a copy, and a variant that sorts after or before it
+        row = rng.choice(sessions_of_tenant)
+        sm.append(dict(row))
+        sm.append(dict(row, start_ts=row["start_ts"] + rng.choice([-60, 60])))
+        b.feature("duplicate_session_key")
+    logins = [r for r in mm if r["agentid"] is not None]
+    if logins:
+        row = rng.choice(logins)
+        mm.append(dict(row, loginsessionid=row["loginsessionid"] + rng.choice(["", "-b", "!"])))
+        b.feature("duplicate_login_session_id")
+    if persons:
+        row = rng.choice(persons)
+        persons.append(dict(row, folderid=rng.choice([None, 1, 2, 4, 9, 14])))
+        b.feature("duplicate_person_id")
+    folder(rng.choice([2, 4, 9, 14]), rng.choice(bu_names + ["AAA", "zzz"]), rng.choice([1, 0]))
+    b.feature("duplicate_folder_id")
+    # '' is null: a switch, a CallUUID with a BU's DNIS, ANI and DNIS, and CDR CALLIDs
+    key = resource(aid, "")
+    agent_keys[aid].append(key)
+    s = t_in_day()
+    sm_session(key, s, s + 3600, 0, VOICE_KEYS[0])
+    handled_row(key, s + 5, VOICE_KEYS[0], attempt="caf", talk=30)
+    b.feature("empty_switch")
+    s = t_in_day()
+    for callid, ani, dnis in (("", "+15551230000", "+18005551234"), (None, "", ""),
+                              (f"CALL-{seed}-e", "", "+18005559999")):
+        iid = b.new_id()
+        ifact.append({"interaction_id": iid, "tenant_key": tk, "media_type_key": 1,
+                      "interaction_type_key": 1, "media_server_ixn_guid": callid,
+                      "source_address": ani, "target_address": dnis, "start_ts": s,
+                      "end_ts": s + 120})
+    b.feature("empty_calluuid")
+    b.feature("empty_ani_dnis")
+    first = gvp_rows[gvp_conn_ids[0]]
+    top = max([r["cdr_id"] for r in first] + [0])
+    first.append({"cdr_id": top + 1, "callid": "", "ivr_profile": "ivr", "start_ts": s,
+                  "end_ts": s + 90})
+    first.append({"cdr_id": top + 2, "callid": f"CALL-{seed}-e", "ivr_profile": "ivr",
+                  "start_ts": s, "end_ts": s + 61})
+    first.append({"cdr_id": top + 3, "callid": None, "ivr_profile": "ivr", "start_ts": s,
+                  "end_ts": rng.choice([0, -1])})
+    b.feature("empty_callid")
+    if first:
+        row = rng.choice(first)
+        first.append(dict(row, callid=rng.choice([None, "", "A", "zzz"])))
+        b.feature("duplicate_cdr_id")
+
     return Case(
         seed=seed,
         day=day,
@@ -1023,15 +1093,26 @@ def _insert(conn, table: str, rows: list[dict]):
         cur.executemany(query, [[r[c] for c in columns] for r in rows])
 
 
+KEYED_GIM = (
+    "sm_res_session_fact",
+    "gidb_g_login_session_mm",
+    "gidb_gc_agent",
+    "gidb_gc_folder",
+)
+
+
 def load_case(case: Case, gim_dsn: str, gvp_dsns: dict[str, str]) -> None:
     """Create the GIM and GVP tables (from the repo's DDL) and insert the case's rows."""
     with psycopg.connect(gim_dsn) as conn:
         conn.execute(GIM_SCHEMA.read_text())
+        for table in KEYED_GIM:  # SPEC §4: keys that should be unique may repeat
+            conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
         for table, rows in case.gim_rows.items():
             _insert(conn, table, rows)
     for conn_id, rows in case.gvp_rows.items():
         with psycopg.connect(gvp_dsns[conn_id]) as conn:
             conn.execute(GVP_SCHEMA.read_text())
+            conn.execute("ALTER TABLE gvp_cdr DROP CONSTRAINT gvp_cdr_pkey")
             _insert(conn, "gvp_cdr", rows)
 
 

@@ -22,9 +22,12 @@ literal reading of SPEC was taken each time):
      (zoneinfo, fold=0), converted to integer epoch seconds.
  R3. A row is rejected only if it belongs to the dataset in the first place: the tenant
      filter, the joins (RESOURCE_ agent, MEDIA_TYPE) and the look-back/day window of
-     SPEC §4 are applied first, then `end_before_start` / `no_agent_id`. So a non-open
-     session with END_TS < START_TS is only counted when day_start < END_TS (the window
-     asks END_TS > day_start of every non-open row).
+     SPEC §4 are applied first, then `duplicate_key`, then `end_before_start` /
+     `no_agent_id`. The window keeps every row whose START_TS lies in it (SPEC §4: "every
+     source row whose START_TS lies in the dataset's window is accounted for") except a
+     closed row that validly ended at or before the day's start (START_TS <= END_TS <=
+     day_start); so a closed row with END_TS < START_TS (a sentinel 0 or -1 included)
+     is always counted `end_before_start`.
  R4. A multimedia session that has both a null AGENTID and TERMINATED_TS < CREATED_TS
      is counted once, as `end_before_start` (the reason DECISIONS item 6 lists first).
      (The adversarial generator never produces such a row.)
@@ -53,8 +56,9 @@ literal reading of SPEC was taken each time):
      unless a folder 0 exists). A folder with a null NAME never matches a BU. A broken
      chain sends the agent to the default BU even when a BU-named folder was seen.
  R10. `cdr_without_callid` is counted for every accepted gvp_cdrs row (of the dataset,
-     before clipping) whose CALLID is null, once per row. A CDR with an empty-string
-     CALLID has a CALLID (it just matches no call).
+     before clipping) whose CALLID is null, once per row. An empty string in CALLID,
+     CallUUID (MEDIA_SERVER_IXN_GUID), ANI (SOURCE_ADDRESS), DNIS (TARGET_ADDRESS) or
+     SWITCH_NAME is read as null (SPEC §4), before anything else looks at the row.
  R11. `rejected` / `fallbacks` hold only the reasons whose count is > 0 (and `rejected`
      only datasets with some reason > 0).
  R12. Candidate calls for a CDR are ordered by (start_ts, callid, dnis, agent_id) with
@@ -71,6 +75,12 @@ literal reading of SPEC was taken each time):
  R17. Location switch names and RESOURCE_ switch names compare exactly (case-sensitive).
  R18. A `handled` row with any media qualifies a seats_outbound session when ocs is true
      (SPEC names no media there).
+ R19. Repeated keys (SPEC §4): SM_RES_SESSION_FACT_KEY in sm_fact, GIDB_G_LOGIN_SESSION_MM
+     ID in mm_sessions, CDR_ID within one GVP database, Person ID in agent_resource,
+     folder ID in folder. Among the dataset's rows (after filters, joins and window)
+     sharing a key, the one that sorts first by the dataset's columns in the order SPEC
+     §4's table lists them (nulls last, text by code point) is kept; each other is
+     counted `rejected.<dataset>.duplicate_key`. The kept row then meets the other rules.
 """
 
 from __future__ import annotations
@@ -176,14 +186,49 @@ def add_count(counter: dict, key: str, n: int = 1):
 
 def in_interval_window(start, end, is_open, day_start, day_end, lookback_start):
     """SPEC §4 interval datasets: START_TS < day_end, START_TS >= day_start - look-back,
-    and either open or END_TS > day_start."""
+    and either open or END_TS > day_start; a row ending before it starts is in the window
+    too (it is accounted for, as rejected: R3)."""
     if start is None:
         return False
     if not (start < day_end and start >= lookback_start):
         return False
     if is_open:
         return True
-    return end is not None and end > day_start
+    return end is not None and (end > day_start or end < start)
+
+
+EMPTY_IS_NULL = {
+    "resource_": ("switch_name",),
+    "interaction_fact": ("media_server_ixn_guid", "source_address", "target_address"),
+    "gvp_cdr": ("callid",),
+}
+
+
+def null_if_empty(table: str, rows: list[dict]) -> list[dict]:
+    """R10: '' means null in the columns SPEC §4 names."""
+    cols = EMPTY_IS_NULL.get(table, ())
+    return [{k: (None if k in cols and v == "" else v) for k, v in r.items()} for r in rows]
+
+
+def sort_value(v):
+    """R19: nulls last; everything else in its natural (code point for text) order."""
+    return (1, 0) if v is None else (0, v)
+
+
+def first_of_each_key(rows: list[dict], key, columns: list[str], dataset: str, rejected):
+    """R19: the row of each key that sorts first by `columns`; the others are counted."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(key(r), []).append(r)
+    out = []
+    for k in sorted(groups, key=sort_value):
+        group = sorted(groups[k], key=lambda r: tuple(sort_value(r[c]) for c in columns))
+        out.append(group[0])
+        if len(group) > 1 and k is not None:
+            add_count(rejected.setdefault(dataset, {}), "duplicate_key", len(group) - 1)
+        elif k is None:  # a missing key repeats nothing
+            out.extend(group[1:])
+    return out
 
 
 def in_event_window(start, day_end, lookback_start):
@@ -201,7 +246,7 @@ def extract(gim_dsn, gvp_dsns, tenant, defaults, day):
     tenant_key = gim_cfg.get("tenant_key")
     tenant_dbid = gim_cfg.get("tenant_dbid")
 
-    raw = {t: read_table(gim_dsn, t) for t in GIM_TABLES}
+    raw = {t: null_if_empty(t, read_table(gim_dsn, t)) for t in GIM_TABLES}
 
     def by_tenant_key(rows):
         if tenant_key is None:
@@ -228,7 +273,7 @@ def extract(gim_dsn, gvp_dsns, tenant, defaults, day):
     rejected: dict[str, dict[str, int]] = {}
 
     # sm_fact
-    sm_fact = []
+    sm_rows = []
     for s in by_tenant_key(raw["sm_res_session_fact"]):
         res = agent_resources.get(s["resource_key"])
         if res is None or s["media_type_key"] not in media:
@@ -238,29 +283,40 @@ def extract(gim_dsn, gvp_dsns, tenant, defaults, day):
             s["start_ts"], s["end_ts"], is_open, day_start, day_end, lookback_start
         ):
             continue
-        end = None if is_open else s["end_ts"]
-        if end is not None and end < s["start_ts"]:
-            add_count(rejected.setdefault("sm_fact", {}), "end_before_start")
-            continue
-        sm_fact.append(
+        sm_rows.append(
             {
                 "session_id": s["sm_res_session_fact_key"],
                 "agent_id": res["resource_cfg_dbid"],
                 "media": media[s["media_type_key"]],
                 "switch_name": res["switch_name"],
                 "start_ts": s["start_ts"],
-                "end_ts": end,
+                "end_ts": None if is_open else s["end_ts"],
             }
         )
+    sm_fact = []
+    sm_columns = ["session_id", "agent_id", "media", "switch_name", "start_ts", "end_ts"]
+    for row in first_of_each_key(
+        sm_rows, lambda r: r["session_id"], sm_columns, "sm_fact", rejected
+    ):
+        if row["end_ts"] is not None and row["end_ts"] < row["start_ts"]:
+            add_count(rejected.setdefault("sm_fact", {}), "end_before_start")
+            continue
+        sm_fact.append(row)
 
     # mm_sessions
     mm_sessions = []
-    for m in by_tenant_dbid(raw["gidb_g_login_session_mm"]):
+    mm_rows = [
+        m
+        for m in by_tenant_dbid(raw["gidb_g_login_session_mm"])
+        if in_interval_window(
+            m["created_ts"], m["terminated_ts"], m["terminated_ts"] is None, day_start,
+            day_end, lookback_start,
+        )
+    ]
+    # R19: the dataset's columns are login_session_id, agent_id, start_ts, end_ts
+    mm_columns = ["loginsessionid", "agentid", "created_ts", "terminated_ts"]
+    for m in first_of_each_key(mm_rows, lambda r: r["id"], mm_columns, "mm_sessions", rejected):
         is_open = m["terminated_ts"] is None
-        if not in_interval_window(
-            m["created_ts"], m["terminated_ts"], is_open, day_start, day_end, lookback_start
-        ):
-            continue
         if not is_open and m["terminated_ts"] < m["created_ts"]:
             add_count(rejected.setdefault("mm_sessions", {}), "end_before_start")
             continue
@@ -312,10 +368,17 @@ def extract(gim_dsn, gvp_dsns, tenant, defaults, day):
 
     # agent_resource and folder (whole tables of the tenant)
     persons = {}
-    for p in by_tenant_dbid(raw["gidb_gc_agent"]):
+    person_columns = ["id", "folderid", "username", "employeeid"]
+    for p in first_of_each_key(
+        by_tenant_dbid(raw["gidb_gc_agent"]), lambda r: r["id"], person_columns,
+        "agent_resource", rejected,
+    ):
         persons[p["id"]] = p["folderid"]
     folders = {}
-    for f in by_tenant_dbid(raw["gidb_gc_folder"]):
+    for f in first_of_each_key(
+        by_tenant_dbid(raw["gidb_gc_folder"]), lambda r: r["id"], ["id", "name", "folderid"],
+        "folder", rejected,
+    ):
         folders[f["id"]] = (f["name"], f["folderid"])
 
     # voice_calls
@@ -365,12 +428,19 @@ def extract(gim_dsn, gvp_dsns, tenant, defaults, day):
     metrics = tenant.get("metrics") or []
     if any(m in GVP_METRICS for m in metrics):
         for conn_id, location in gvp_sources(tenant, defaults):
-            for c in read_table(gvp_dsns[conn_id], "gvp_cdr"):
+            in_window = [
+                c
+                for c in null_if_empty("gvp_cdr", read_table(gvp_dsns[conn_id], "gvp_cdr"))
+                if in_interval_window(
+                    c["start_ts"], c["end_ts"], c["end_ts"] is None, day_start, day_end,
+                    lookback_start,
+                )
+            ]
+            cdr_columns = ["cdr_id", "callid", "start_ts", "end_ts"]
+            for c in first_of_each_key(
+                in_window, lambda r: r["cdr_id"], cdr_columns, "gvp_cdrs", rejected
+            ):
                 is_open = c["end_ts"] is None
-                if not in_interval_window(
-                    c["start_ts"], c["end_ts"], is_open, day_start, day_end, lookback_start
-                ):
-                    continue
                 if not is_open and c["end_ts"] < c["start_ts"]:
                     add_count(rejected.setdefault("gvp_cdrs", {}), "end_before_start")
                     continue

@@ -497,3 +497,60 @@ def test_generated_cases_load_and_run(seed):
     assert f"audit_{stamp}.csv" in files
     for metric in case.tenant["metrics"]:
         assert f"{case.tenant['id']}_{metric}_{stamp}.csv" in files
+
+
+def test_sentinels_repeated_keys_and_empty_strings():
+    """SPEC §4's accounting, by hand: END_TS 0 / -1 on rows started in the day are
+    rejected, a row validly ended before the day is not read; a repeated key keeps the
+    row that sorts first by its columns; '' is null."""
+    day = dt.date(2026, 3, 5)
+    at = ts("2026-03-05T10:00:00")
+    r = Rows()
+    r.resource(10, 1, "SW")
+    r.resource(11, 2, "")  # '' switch: the default location, as null
+    r.sm(10, at, 0)  # sentinel: rejected
+    r.sm(10, at, -1)  # sentinel: rejected
+    r.sm(10, ts("2026-03-04T10:00:00"), ts("2026-03-04T11:00:00"))  # ended before: not read
+    r.sm(11, at, at + 600)
+    r.handled(11, at + 1, media=1, attempt="A")
+    r.attempt("A")
+    # session 1007 twice: the copy ending later sorts after and is counted
+    r.sm(10, at, at + 60)
+    r.t["sm_res_session_fact"].append(dict(r.t["sm_res_session_fact"][-1], end_ts=at + 9000))
+    r.mm(1, at, 0)  # sentinel: rejected
+    r.person(1, 5)
+    r.person(1, 4)  # Person 1 twice: folder 4 sorts first
+    r.folder(4, "Sales", None)
+    r.folder(5, "Support", None)
+    r.folder(5, "Aaa", None)  # folder 5 twice
+    r.person(2, 5)
+    sales_call = r.call("", at, at + 60, ani="", dnis="+18005551234")  # '' CallUUID
+    r.handled(11, at + 1, media=1, iid=sales_call)
+    tenant = {
+        "id": "acme",
+        "name": "Acme",
+        "metrics": ["seats_outbound", "gvp_minutes"],
+        "regions": [{"code": "us", "locations": [{"code": "d", "switches": []}]}],
+        "business_units": [
+            {"id": "acme_BU_1", "name": "Sales"},
+            {"id": "acme_BU_2", "name": "Support", "dnis": ["+1800555"]},
+        ],
+        "tfn_prefixes": ["+1800"],
+    }
+    gvp = [cdr(1, "", at, at + 30), cdr(1, None, at, at + 30), cdr(2, None, at, -1)]
+    files, counts = run(tenant, DEFAULTS, day, r, {"bds_gvpdb": gvp})
+    assert counts == {
+        "rejected": {
+            "sm_fact": {"end_before_start": 2, "duplicate_key": 1},
+            "mm_sessions": {"end_before_start": 1},
+            "agent_resource": {"duplicate_key": 1},
+            "folder": {"duplicate_key": 1},
+            "gvp_cdrs": {"duplicate_key": 1, "end_before_start": 1},
+        },
+        # CDR 1 has no CALLID ('' is null), whatever calls have an empty CallUUID
+        "fallbacks": {"cdr_without_callid": 1},
+    }
+    # agent 2 is in folder 5, kept as "Aaa": no BU; agent 1 in Sales (folder 4), not OCS
+    assert files["acme_BU_1_seats_outbound_20260305.csv"].endswith("AGENT_SEATS,1,0\n")
+    assert files["acme_BU_0_seats_outbound_20260305.csv"].endswith("AGENT_SEATS,1,1\n")
+    assert files["acme_BU_0_gvp_minutes_20260305.csv"].endswith("MINUTES,1,1\n")

@@ -4,11 +4,12 @@
 -- joined to its agents' rows (none: one row with a null agent) and DISTINCT ON keeps the
 -- first per call in that order. As one join the planner can hash it when the window
 -- holds many calls, or probe the INTERACTION_ID index per call when it holds few.
+-- An empty CallUUID, ANI or DNIS is null (SPEC §4).
 -- params: day_end, lookback_start, tenant_key
 SELECT DISTINCT ON (f.start_ts, f.interaction_id)
-       f.media_server_ixn_guid::text AS callid,
-       f.source_address::text AS ani,
-       f.target_address::text AS dnis,
+       nullif(f.media_server_ixn_guid, '')::text AS callid,
+       nullif(f.source_address, '')::text AS ani,
+       nullif(f.target_address, '')::text AS dnis,
        f.start_ts::bigint AS start_ts,
        f.end_ts::bigint AS end_ts,
        r.resource_cfg_dbid::bigint AS agent_id

@@ -8,7 +8,7 @@ REQ_HASH := $(shell sha256sum requirements.txt requirements-test.txt pyproject.t
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: venv demo test test-fast wheel lint bench clean
+.PHONY: venv demo demo-ui test test-fast wheel lint bench bench-ui clean browser
 
 venv: $(STAMP)
 
@@ -24,7 +24,19 @@ $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 demo: venv
 	$(VENV)/bin/bds demo
 
-test: venv
+demo-ui: venv
+	$(VENV)/bin/bds demo --ui
+
+# Headless Chromium for tests/test_billing_browser.py: Debian's packages, installed when
+# missing and we are root (CI); otherwise that test skips and says why.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  else echo "chromium/chromium-driver missing (not root): the browser test will skip"; fi; \
+	fi
+
+test: venv browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
@@ -43,6 +55,10 @@ lint: venv
 BENCH_SCALE ?= 100000
 bench: venv
 	$(VENV)/bin/python -m bench.run --sessions $(BENCH_SCALE) $(BENCH_ARGS)
+
+# The Billing page's cost on 1000 tenants x 365 days of generated stored results.
+bench-ui: venv
+	$(VENV)/bin/python -m bench.billing_page --out BENCHMARKS.md $(BENCH_UI_ARGS)
 
 clean:
 	rm -rf $(VENV) .bds dist build *.egg-info

@@ -5,7 +5,9 @@ Exit codes, the same in every command:
 - 0: done; nothing wrong.
 - 1: the command ran and found or met a problem: an invalid or unreadable configuration
   (SPEC §9: `bds config validate` exits 1), a billing day that failed, files that do not
-  match their manifest or nothing to verify, a failed demo.
+  match their manifest or nothing to verify, a failed demo, a billing day missing or
+  failed (`bds status`), a missing or mis-sized pool (`bds pools --check`), a period
+  `bds diff` finds unpublished.
 - 2: the command line is wrong: an unknown command or option, a missing option, a value
   that is not a date or a time zone, `--to` before `--from`, a tenant the configuration
   does not have, days `bds run` cannot bill (before the production date, not ended yet).
@@ -30,7 +32,8 @@ OK, PROBLEM, USAGE = 0, 1, 2
 EXIT_CODES = """exit codes (every command):
   0  done, nothing wrong
   1  a problem found or met: invalid configuration, a failed day, a file that does not
-     match its manifest, nothing to verify
+     match its manifest, nothing to verify, a day missing or failed (status), a
+     missing or mis-sized pool (pools --check)
   2  a command-line mistake: unknown/missing option, a bad DATE or ZONE, --to before
      --from, an unknown TENANT, days that cannot be billed yet"""
 
@@ -74,6 +77,13 @@ def cmd_config_validate(a: argparse.Namespace) -> int:
                 print(f"      location {loc.code}: {sw}{gvp}")
         for bu_id, name in t.scopes()[1:]:
             print(f"    business unit {bu_id}: {name}")
+        for m in (t.metric(name) for name in t.metrics):
+            if not m.builtin:
+                media = f" media {', '.join(m.media)}" if m.media else ""
+                rule = m.handled_media if m.qualifies == "handled_media" else m.qualifies
+                print(f"    custom metric {m.name}: {m.sessions}{media}, qualifies {rule}, "
+                      f"enabled {'daily' if m.enabled_daily else 'monthly'}, codes "
+                      f"{m.channel_type}/{m.service_class}/{m.activity_type}/{m.status}")
     return 0
 
 
@@ -133,7 +143,23 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     with day_progress(t, len(days)) as echo:
         return run_days(t, a.from_, last, reextract_config=a.reextract_config,
-                        verbose=a.verbose, echo=echo)
+                        verbose=a.verbose, echo=echo, force=a.force)
+
+
+def cmd_pools(a: argparse.Namespace) -> int:
+    from . import airflow_env, pools
+
+    cfg = load_config(a.config)
+    airflow_env.configure()  # the operator's Airflow (AIRFLOW_HOME / its metadata DB)
+    if a.check:
+        problems = pools.check(cfg)
+        for p in problems:
+            print(p)
+        print(f"{len(pools.wanted(cfg))} pool(s) configured, {len(problems)} problem(s)")
+        return PROBLEM if problems else OK
+    for line in pools.ensure(cfg):
+        print(line)
+    return OK
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
@@ -157,6 +183,87 @@ def cmd_verify(a: argparse.Namespace) -> int:
     return PROBLEM if problems else OK
 
 
+def airflow_runs(t: TenantConfig, first: dt.date, last: dt.date) -> tuple[dict, str | None]:
+    """(billing day → latest run, None) from Airflow's metadata, or ({}, why not)."""
+    try:
+        from . import airflow_env
+
+        airflow_env.configure()
+        from .run_states import latest_runs
+
+        return latest_runs(t.id, t.timezone, first, last), None
+    except Exception as exc:  # the stored results alone still give every day's files
+        return {}, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def cmd_status(a: argparse.Namespace) -> int:
+    from bds_metrics import status
+
+    t = _tenant(a)
+    first = max(a.from_ or t.production_date, t.production_date)
+    last = a.to or status.last_due_day(t)
+    if last < first:
+        raise UsageError(f"--to {last} is before --from {first}")
+    runs, why = ({}, "not asked (--no-airflow)") if a.no_airflow else airflow_runs(t, first, last)
+    print(f"tenant {t.id} ({t.timezone}), billing days {first} .. {last}; Airflow runs: "
+          f"{'read' if why is None else 'unknown, ' + why}")
+    days = status.day_states(t, first, last, runs)
+    for d in days:
+        print(f"{d.day}  {d.text}")
+    for m in status.month_states(t, first, last, known=days):
+        print(m.text)
+    bad = [d for d in days if d.state in status.BAD]
+    if bad:
+        print(f"{len(bad)} day(s) missing or failed: {status.ranges([d.day for d in bad])}")
+    return 1 if bad else 0
+
+
+def cmd_diff(a: argparse.Namespace) -> int:
+    from bds_metrics import restate
+
+    t = _tenant(a)
+    kind = "daily" if len(a.period) == 10 else "monthly"
+    vs = restate.versions(t.output_root, t.id, kind, a.period)
+    if not vs:
+        print(f"bds diff: tenant {t.id}, period {a.period}: not published", file=sys.stderr)
+        return 1
+    cur = vs[-1]
+    by_number = {v.number: v for v in vs}
+    n = a.version if a.version is not None else cur.number - 1
+    if n == cur.number:
+        print(f"tenant {t.id}, {a.period}: v{n} is the current version (same version)")
+        return 0
+    if n not in by_number:
+        have = ", ".join(f"v{v.number}" for v in vs)
+        if len(vs) == 1:
+            print(f"tenant {t.id}, {a.period}: one version (v{cur.number}), nothing differs")
+            return 0 if a.version is None else 1
+        print(f"bds diff: tenant {t.id}, period {a.period}: no version {n} (has {have})",
+              file=sys.stderr)
+        return 1
+    rows = restate.diff(by_number[n], cur)
+    print(f"tenant {t.id}, {a.period}: v{n} -> v{cur.number} (current), "
+          f"{len(rows)} billing row(s) differ")
+    if rows:
+        print(f"{'RecordDate':<11} {'Tier3AccountID':<16} {'Region':<7} {'MetricName':<16} "
+              f"{'Group':<5} v{n} -> v{cur.number}")
+    for rd, tier3, region, metric, group, old, new in rows:
+        print(f"{rd:<11} {tier3 or '(tenant)':<16} {region:<7} {metric:<16} {group:<5} "
+              f"{old or '-'} -> {new or '-'}")
+    return 0
+
+
+def _period(s: str) -> str:
+    for fmt, n in (("%Y-%m-%d", 10), ("%Y-%m", 7)):
+        try:
+            if len(s) == n:
+                dt.datetime.strptime(s, fmt)
+                return s
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD) or month (YYYY-MM): {s!r}")
+
+
 def cmd_report(a: argparse.Namespace) -> int:
     from bds_metrics.report import ReportError, write_report
 
@@ -178,7 +285,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
                          "(the pgserver package)") from exc
     from .demo import run_demo
 
-    return run_demo(a.root, days=a.days, agents=a.agents)
+    return run_demo(a.root, days=a.days, agents=a.agents, ui=a.ui, port=a.port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,7 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "reusing each day's stored snapshot")
     r.add_argument("-v", "--verbose", action="store_true",
                    help="show Airflow's task logs and library warnings")
+    r.add_argument("--force", action="store_true",
+                   help="bill a day whose data is not ready (the readiness check says so)")
     r.set_defaults(func=cmd_run)
+
+    po = command(sub, "pools", "create or resize the Airflow pools of the source connections",
+                 "Create or resize the Airflow pools that bound the concurrent queries on "
+                 "each source connection (Info Mart, GVP) of the configuration.",
+                 parents=[common])
+    po.add_argument("--check", action="store_true",
+                    help="only list missing or mis-sized pools (exit 1 when any)")
+    po.set_defaults(func=cmd_pools)
 
     rep = command(sub, "report", "the usage report (XLSX)",
                   "Write the usage report (XLSX: Summary, Hourly, Daily) for a range of "
@@ -261,6 +378,32 @@ def build_parser() -> argparse.ArgumentParser:
     days(ver, False, False, " to verify (default: every published one)")
     ver.set_defaults(func=cmd_verify)
 
+    st = command(sub, "status", "each billing day's and month's state",
+                 "Print the state of each billing day of the range (billed, restated, "
+                 "missing, failed, running, ...) from the stored results and Airflow's runs, "
+                 "then each month's; exit 1 when a day is missing or failed.",
+                 parents=[common])
+    tenant(st)
+    st.add_argument("--from", dest="from_", metavar="DATE", type=_date,
+                    help="first billing day, YYYY-MM-DD (default: the production date)")
+    st.add_argument("--to", metavar="DATE", type=_date,
+                    help="last billing day, included, YYYY-MM-DD (default: the last day "
+                         "that has ended)")
+    st.add_argument("--no-airflow", action="store_true",
+                    help="stored results only; do not read Airflow's metadata")
+    st.set_defaults(func=cmd_status)
+
+    df = command(sub, "diff", "billing rows that differ between two versions",
+                 "Print the billing rows of a published day or month that differ between "
+                 "an earlier version (a restatement's predecessor) and the current one.",
+                 parents=[common])
+    tenant(df)
+    df.add_argument("--period", metavar="PERIOD", type=_period, required=True,
+                    help="the day (YYYY-MM-DD) or month (YYYY-MM)")
+    df.add_argument("--version", metavar="N", type=int,
+                    help="compare this version with the current one (default: the previous)")
+    df.set_defaults(func=cmd_diff)
+
     d = command(sub, "demo", "the embedded demo, end to end",
                 "Start a private PostgreSQL, fill a demo Info Mart and GVP databases, run the "
                 "demo tenants' DAGs for every day, write the usage reports and print where "
@@ -272,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="billing days of demo data (default: 21)")
     d.add_argument("--agents", metavar="N", type=int, default=300,
                    help="agents per demo tenant (default: 300)")
+    d.add_argument("--ui", action="store_true",
+                   help="then keep the databases and run Airflow (UI, scheduler) until Ctrl-C")
+    d.add_argument("--port", metavar="PORT", type=int, default=8080,
+                   help="the Airflow UI's port with --ui (default: 8080)")
     d.set_defaults(func=cmd_demo)
     return p
 

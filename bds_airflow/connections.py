@@ -74,6 +74,17 @@ def get_dsn(conn_id: str) -> str:
     return conninfo_from_params(conn_id, params)
 
 
+async def aget_dsn(conn_id: str) -> str:
+    """`get_dsn` for async code (the triggerer): the lookup goes through Airflow's
+    async connection API, so the triggerer's event loop is never blocked on it; the
+    postgres provider then builds the parameters from it, as in `get_dsn`."""
+    from airflow.sdk import Connection
+
+    conn = await Connection.async_get(conn_id)
+    params = _hook_class()(postgres_conn_id=conn_id, connection=conn).get_conn()
+    return conninfo_from_params(conn_id, params)
+
+
 def _in_task() -> bool:
     try:
         from airflow.sdk.execution_time import task_runner

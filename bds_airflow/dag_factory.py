@@ -10,10 +10,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from bds_metrics.config import GVP_METRICS, Config, TenantConfig, config_path, load_config
-from bds_metrics.plan import derived_datasets, metric_inputs, needed_datasets
-
-SENSOR_POKE_SECONDS = 300
+from bds_metrics.config import Config, TenantConfig, config_path, load_config
+from bds_metrics.plan import day_plan, resolve
 
 
 def tenant_dags(config_file: str | None = None, dag_file: str | None = None) -> dict[str, Any]:
@@ -70,7 +68,9 @@ def build_dag(t: TenantConfig) -> Any:
     import pendulum
     from airflow.sdk import DAG, TaskGroup
 
-    from .steps import BdsStepOperator, SettledSensor
+    from . import alerts, assets, pools
+    from .readiness import ReadinessSensor
+    from .steps import OPERATORS
     from .timetable import BillingDayTimetable
 
     default_args = {
@@ -79,15 +79,13 @@ def build_dag(t: TenantConfig) -> Any:
         "retry_delay": dt.timedelta(seconds=t.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
+        # SPEC §8 alerts and source protection (bds_airflow.alerts, .pools)
+        "execution_timeout": dt.timedelta(seconds=t.task_timeout_seconds),
+        "on_failure_callback": alerts.on_failure(t),
     }
     start = pendulum.datetime(
         t.production_date.year, t.production_date.month, t.production_date.day, tz=t.timezone
     )
-
-    def step(task_id: str, step: str, name: str | None = None,
-             inputs: dict[str, Any] | None = None, **kw: Any) -> Any:
-        return BdsStepOperator(task_id=task_id, tenant=t, step=step, name=name,
-                               inputs=inputs, **kw)
 
     with DAG(
         dag_id=f"bds_{t.id}",
@@ -100,55 +98,28 @@ def build_dag(t: TenantConfig) -> Any:
         default_args=default_args,
         tags=["bds", "billing", f"tenant:{t.id}"],
         doc_md=operator_doc(t),
+        deadline=alerts.deadline(t),
     ) as dag:
-        settled = SettledSensor(task_id="wait_settled", tenant=t, mode="reschedule",
-                                poke_interval=SENSOR_POKE_SECONDS, timeout=7 * 86400,
-                                retries=0)
+        settled = ReadinessSensor(task_id="wait_settled", tenant=t)
 
-        paths: dict[str, Any] = {}
-        with TaskGroup("extract"):
-            for name in needed_datasets(t):
-                op = step(name, "extract", name)
+        # The day plan (bds_metrics.plan) is the wiring; `pipeline.run_day` walks it too.
+        outputs: dict[str, Any] = {}
+        groups: dict[str, Any] = {}
+        for st in day_plan(t):
+            if st.group not in groups:
+                groups[st.group] = TaskGroup(st.group)
+            # Monthly writes of one tenant never run at the same time: the DAG is the tenant.
+            extra: dict[str, Any] = {"max_active_tis_per_dag": 1} if st.serial else {}
+            if st.kind == "extract":  # tenants sharing a source queue in its pool
+                extra["pool"] = pools.extract_pool(t, st.name)
+            op = OPERATORS[st.kind](task_id=st.name, task_group=groups[st.group], tenant=t,
+                                    step=st.action, name=st.name,
+                                    inputs=resolve(st.inputs, outputs),
+                                    outlets=assets.outlets(t, st.action), **extra)
+            if st.kind == "extract":
                 settled >> op
-                paths[name] = op.output
-            for name in derived_datasets(t):
-                paths[name] = step(name, "derive", name,
-                                   {"voice_calls": paths["voice_calls"]}).output
-
-        with TaskGroup("attribute"):
-            maps = {"agent_bu": step("agent_bu", "agent_bu", inputs={"datasets": {
-                k: paths[k] for k in ("sm_fact", "mm_sessions", "agent_resource", "folder")
-                if k in paths}}).output}
-            if t.has_gvp:
-                maps["cdr_bu"] = step("cdr_bu", "cdr_bu", inputs={"datasets": {
-                    k: paths[k] for k in ("gvp_cdrs", "tfn_durations", "pstn_durations",
-                                          "agent_resource", "folder")}}).output
-
-        with TaskGroup("compute"):
-            results = {m: step(m, "compute", m, {"inputs": {**_inputs_of(m, paths),
-                                                            **_maps_of(m, maps)}}).output
-                       for m in t.metrics}
-
-        with TaskGroup("emit"):
-            daily = step("daily_files", "daily_files",
-                         inputs={"metrics": results, "datasets": paths, "maps": maps}).output
-
-        with TaskGroup("monthly"):
-            # One monthly write per tenant at a time: the DAG is the tenant.
-            month = step("month_files", "month_files", inputs={"daily_folder": daily},
-                         max_active_tis_per_dag=1).output
-            step("month_report", "month_report", inputs={"month_folder": month},
-                 max_active_tis_per_dag=1)
+            outputs[st.task_id] = op.output
     return dag
-
-
-def _inputs_of(metric: str, paths: dict[str, Any]) -> dict[str, Any]:
-    return {k: paths[k] for k in metric_inputs(metric) if k in paths}
-
-
-def _maps_of(metric: str, maps: dict[str, Any]) -> dict[str, Any]:
-    key = "cdr_bu" if metric in GVP_METRICS else "agent_bu"
-    return {key: maps[key]} if key in maps else {}
 
 
 def operator_doc(t: TenantConfig) -> str:

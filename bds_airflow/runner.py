@@ -79,7 +79,7 @@ class DayRefused(RuntimeError):
 
 def run_days(
     t: TenantConfig, first: dt.date, last: dt.date, *, reextract_config: bool = False,
-    verbose: bool = False, echo=print,
+    verbose: bool = False, echo=print, force: bool = False,
 ) -> int:
     """Bill each day of `first..last` through the tenant's real DAG in this process.
 
@@ -94,19 +94,35 @@ def run_days(
     os.environ["BDS_CONFIG"] = t.source
     airflow_env.configure(quiet=not verbose)
     airflow_env.ensure_migrated()
+    from .steps import resolve_dsn
+
+    for conn_id in t.conn_ids():  # a missing connection: one line now, not N failed tasks
+        resolve_dsn(t, conn_id)
     dag = load_dag(t)
     from airflow import settings
 
     from bds_metrics.days import billing_day
-    from bds_metrics.emission import period_folder
+    from bds_metrics.layout import period_folder
 
+    from .pools import ensure
+    from .readiness import gate
+
+    ensure([t])
     scheduler_dag = _sync_dag(dag)
     conf = {"wait_for_settle": False, "reextract_config": reextract_config}
     failed = 0
     for day in days:
+        refused, ready_conf = gate(t, day, force)  # SPEC §8 Readiness, checked once
+        if refused:
+            failed += 1
+            echo(refused)
+            continue
+        if ready_conf:
+            echo(f"{t.id} {day.isoformat()} FORCED: billing an unready day "
+                 f"(mark {ready_conf['readiness'].get('mark_utc')})")
         try:
             with _day_lock(t, day):
-                dr = _run_day(dag, scheduler_dag, t, day, conf)
+                dr = _run_day(dag, scheduler_dag, t, day, {**conf, **ready_conf})
         except DayRefused as exc:
             failed += 1
             echo(f"{t.id} {day.isoformat()} REFUSED {exc}")

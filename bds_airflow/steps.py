@@ -1,4 +1,6 @@
-"""The two Airflow operators of a tenant's DAG: one pipeline step, and the settle sensor.
+"""The Airflow operators of a tenant's DAG: one class per kind of day-plan step
+(extract, derive, attribute, compute, emit, monthly). The readiness wait lives in
+bds_airflow.readiness.
 
 Classic operators rather than TaskFlow functions: the DAG processor builds every
 tenant's DAG on each parse, and a `@task` costs three times as much to build (a closure,
@@ -10,12 +12,14 @@ resolves them to the upstream tasks' paths at run time.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airflow.sdk import BaseOperator, BaseSensorOperator
+from airflow.sdk import BaseOperator
 
 from bds_metrics.config import ConfigError, TenantConfig
+from bds_metrics.plan import ACTIONS
 
 
 def run_option(t: TenantConfig, conf: Mapping[str, Any] | None, key: str) -> bool:
@@ -86,55 +90,50 @@ def _conf(context: Mapping[str, Any]) -> Mapping[str, Any]:
     return getattr(run, "conf", None) or {}
 
 
-# step(t, day, name, inputs, conf) -> the path (or message) the task returns as its XCom.
-def _extract(t, day, name, inputs, conf):
-    from bds_metrics import pipeline
+def resolve_dsn(t: TenantConfig, conn_id: str) -> str:
+    """The libpq DSN of an Airflow connection. One Airflow does not know is a ConfigError
+    naming it, in one line: the task fails without retry (no retry storm), and `bds run`
+    checks every connection of the tenant before it runs anything."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     from .connections import get_dsn
 
-    return pipeline.extract(t, day, name, get_dsn,
-                            reextract_config=run_option(t, conf, "reextract_config"))
+    try:
+        return get_dsn(conn_id)
+    except AirflowNotFoundException:
+        raise ConfigError(
+            f"{t.source}: tenant {t.id!r}: Airflow connection {conn_id!r} is not defined "
+            f"(set AIRFLOW_CONN_{conn_id.upper()}, or add it to the metadata DB or a "
+            "secrets backend)") from None
 
 
-def _derive(t, day, name, inputs, conf):
+def _run(action: str, t: TenantConfig, day: dt.date | None, name: str | None,
+         inputs: Mapping[str, Any], conf: Mapping[str, Any]) -> str:
+    """One day-plan step through `pipeline.run_action` (what `run_day` calls too)."""
     from bds_metrics import pipeline
 
-    return pipeline.derive(t, day, name, inputs["voice_calls"])
-
-
-def _agent_bu(t, day, name, inputs, conf):
-    from bds_metrics import pipeline
-
-    return pipeline.attribute_agents(t, day, inputs["datasets"])
-
-
-def _cdr_bu(t, day, name, inputs, conf):
-    from bds_metrics import pipeline
-
-    return pipeline.attribute_cdrs(t, day, inputs["datasets"])
-
-
-def _compute(t, day, name, inputs, conf):
-    from bds_metrics import pipeline
-
-    return pipeline.compute(t, day, name, inputs["inputs"])
-
-
-def _daily_files(t, day, name, inputs, conf):
-    from bds_metrics import pipeline
-
-    return pipeline.emit_daily(t, day, inputs["metrics"], inputs["datasets"], inputs["maps"])
-
-
-def _month_files(t, day, name, inputs, conf):
-    from bds_metrics import pipeline
-
-    folder = pipeline.emit_monthly(t, day)
-    if folder is None:
+    dsn_for = reextract = None
+    if action == "extract":
+        dsn_for = functools.partial(resolve_dsn, t)
+        reextract = run_option(t, conf, "reextract_config")
+    extra = _readiness_facts(conf) if action == "daily_files" else None
+    result = pipeline.run_action(action, t, day, name, inputs, dsn_for=dsn_for,
+                                 reextract_config=bool(reextract), extra=extra)
+    if result is None:  # month_files of an incomplete month: skipped, never green
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException(month_incomplete(t, day))
-    return folder
+    return result
+
+
+def _readiness_facts(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """`bds run --force` passes what it saw as run conf `readiness`: the manifest says so."""
+    facts = conf.get("readiness")
+    return {"readiness": dict(facts)} if isinstance(facts, Mapping) else {}
+
+
+# action -> step(t, day, name, inputs, conf): the path the task returns.
+STEPS: dict[str, Callable[..., str]] = {a: functools.partial(_run, a) for a in ACTIONS}
 
 
 def month_incomplete(t: TenantConfig, day: dt.date) -> str:
@@ -158,15 +157,6 @@ def month_incomplete(t: TenantConfig, day: dt.date) -> str:
     return text
 
 
-def _month_report(t, day, name, inputs, conf):
-    # The month's usage report (SPEC §10), for people: beside the month's files but not
-    # in its manifest; `publish` removes only stale *.csv, so it stays.
-    month_folder = inputs["month_folder"]
-    from bds_metrics import report
-
-    return report.write_month_report(t, day, month_folder)
-
-
 def _summary(step: str, name: str | None, result: str) -> list[str]:
     """What the step read, computed or wrote, for the task log (never fails the task)."""
     from bds_metrics import tasklog
@@ -183,15 +173,11 @@ def _summary(step: str, name: str | None, result: str) -> list[str]:
         return [f"(no summary: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"]
 
 
-STEPS: dict[str, Callable[..., str]] = {
-    "extract": _extract, "derive": _derive, "agent_bu": _agent_bu, "cdr_bu": _cdr_bu,
-    "compute": _compute, "daily_files": _daily_files, "month_files": _month_files,
-    "month_report": _month_report,
-}
-
-
 class BdsStepOperator(BaseOperator):
-    """One step of a tenant's billing day (`STEPS`); returns the path it wrote."""
+    """One step of a tenant's billing day (`plan.Step`); returns the path it wrote.
+
+    One subclass per kind of step, so the grid and the graph say what each task is.
+    """
 
     template_fields = ("inputs",)
     ui_color = "#e8f0fe"
@@ -215,28 +201,56 @@ class BdsStepOperator(BaseOperator):
             self.log.info("%s", day_header(t, day))
             result = STEPS[self.step](t, day, self.name, self.inputs, _conf(context))
         except Exception as exc:
+            from .assets import after_failure  # the month deadline alert (SPEC §8)
+
+            after_failure(self, context, t, exc)
             raise _fail_fast(exc) from exc
         for line in _summary(self.step, self.name, result):
             self.log.info("%s", line)
-        return result
+        from .assets import after_step  # asset events (SPEC §8)
+
+        return after_step(self, context, t, day, result)
 
 
-class SettledSensor(BaseSensorOperator):
-    """Waits until `settle_hours` after the billing day's end (unless the run's conf says
-    `wait_for_settle: false`): the Info Mart's ETL has then loaded the day."""
+class BdsExtractOperator(BdsStepOperator):
+    """Queries one dataset of the day into Parquet (SPEC §4)."""
 
-    def __init__(self, *, tenant: TenantConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.tenant = tenant
+    ui_color = "#dbeafe"
 
-    def poke(self, context: Any) -> bool:
-        from bds_metrics.days import billing_day
 
-        t = self.tenant
-        try:
-            day = _day(t, context)
-            waiting = run_option(t, _conf(context), "wait_for_settle")
-        except Exception as exc:
-            raise _fail_fast(exc) from exc
-        ready_at = billing_day(day, t.timezone).end + int(t.settle_hours * 3600)
-        return not waiting or dt.datetime.now(dt.UTC).timestamp() >= ready_at
+class BdsDeriveOperator(BdsStepOperator):
+    """Derives a dataset from another dataset file (tfn/pstn durations, SPEC §4)."""
+
+    ui_color = "#e0f2fe"
+
+
+class BdsAttributeOperator(BdsStepOperator):
+    """Builds an agent->BU or CDR->BU map (SPEC §6)."""
+
+    ui_color = "#fef3c7"
+
+
+class BdsComputeOperator(BdsStepOperator):
+    """Computes one metric for every region and scope (SPEC §5)."""
+
+    ui_color = "#dcfce7"
+
+
+class BdsEmitOperator(BdsStepOperator):
+    """Writes the day's billing files, audit and manifest (SPEC §7)."""
+
+    ui_color = "#fce7f3"
+
+
+class BdsMonthlyOperator(BdsStepOperator):
+    """Writes the month's files, or its usage report, once the month is complete."""
+
+    ui_color = "#ede9fe"
+
+
+# plan.Step.kind -> operator class
+OPERATORS: dict[str, type[BdsStepOperator]] = {
+    "extract": BdsExtractOperator, "derive": BdsDeriveOperator,
+    "attribute": BdsAttributeOperator, "compute": BdsComputeOperator,
+    "emit": BdsEmitOperator, "monthly": BdsMonthlyOperator,
+}

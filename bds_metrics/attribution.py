@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from .config import TenantConfig
 from .kernels import distinct
+from .names import name_key, name_keys
 
 OK, MISSING_PARENT, CYCLE = "", "folder_missing_parent", "folder_cycle"
 NO_PERSON = "agent_without_person"
@@ -20,9 +21,12 @@ NO_CALLID = "cdr_without_callid"
 
 
 def folder_units(
-    folder_ids: np.ndarray, folders: pd.DataFrame, bu_by_name: dict[str, str]
+    folder_ids: np.ndarray, folders: pd.DataFrame, bu_by_key: dict[str, str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each folder id: (BU id or '' for none, chain status '' / missing / cycle).
+
+    `bu_by_key` maps a BU name's `name_key` to its id (`units_by_key`); folder names are
+    compared by the same key (SPEC §6).
 
     Walking up from the folder, the match nearest the root wins, which is the first
     match walking down from the root.
@@ -36,7 +40,7 @@ def folder_units(
     order = np.argsort(fid)
     fid_sorted = fid[order]
     parent = folders["parent_id"].fillna(0).to_numpy(dtype=np.int64)[order]
-    names = folders["name"].fillna("").str.lower().map(bu_by_name).fillna("")
+    names = folder_units_by_name(folders, bu_by_key)
     unit = names.to_numpy(dtype=object)[order]
 
     def lookup(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +71,16 @@ def folder_units(
     return bu, status
 
 
+def units_by_key(t: TenantConfig) -> dict[str, str]:
+    """name_key(BU name) → BU id (the configuration refuses two names with one key)."""
+    return {name_key(b.name): b.id for b in t.business_units}
+
+
+def folder_units_by_name(folders: pd.DataFrame, bu_by_key: dict[str, str]) -> pd.Series:
+    """For each folder row: the id of the BU its own name equals, or ''."""
+    return name_keys(folders["name"]).map(bu_by_key).fillna("")
+
+
 def agent_units(
     t: TenantConfig,
     agent_ids: np.ndarray,
@@ -78,7 +92,7 @@ def agent_units(
     bu_id = np.full(len(ids), t.default_bu_id, dtype=object)
     reason = np.full(len(ids), OK, dtype=object)
     if len(ids):
-        bu_by_name = {b.name.lower(): b.id for b in t.business_units}
+        bu_by_key = units_by_key(t)
         person = agents.drop_duplicates("agent_id").set_index("agent_id")["folder_id"]
         has_person = np.isin(ids, person.index.to_numpy(dtype=np.int64))
         reason[~has_person] = NO_PERSON
@@ -87,7 +101,7 @@ def agent_units(
                        & (folder_of.fillna(0) != 0).to_numpy())
         fids = folder_of[with_folder].to_numpy(dtype=np.int64)
         uniq = distinct(fids)
-        bu, status = folder_units(uniq, folders, bu_by_name)
+        bu, status = folder_units(uniq, folders, bu_by_key)
         at = np.searchsorted(uniq, fids)
         idx = np.flatnonzero(with_folder)
         matched = bu[at] != ""

@@ -7,12 +7,14 @@ and per-minute peaks for the usage report.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from . import kernels
+from .catalog import CONCURRENT, ENABLED, Metric
 from .config import TenantConfig
 from .days import Period
 
@@ -83,23 +85,35 @@ def unit_of_agent(t: TenantConfig, agent: np.ndarray, agent_bu: pd.DataFrame | N
     return np.concatenate([scope_of_unit(t, agent_bu["bu_id"]), default])[at]  # -1: default
 
 
-def seat_inputs(
-    metric: str, sm_fact: pd.DataFrame | None, mm: pd.DataFrame | None,
-    agent_switch: pd.DataFrame | None, handled: pd.DataFrame,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(sessions[agent_id, switch_name, start_ts, end_ts], events[agent_id, start_ts])."""
-    if metric == "seats_chat":
-        assert mm is not None and agent_switch is not None
+def seat_inputs(m: Metric, frames: Mapping[str, pd.DataFrame]
+                ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(sessions[agent_id, switch_name, start_ts, end_ts], qualifying events[agent_id,
+    start_ts] or None when every session qualifies) of a seat metric (SPEC §5.1, §5.3).
+
+    `frames` holds the metric's registry inputs by dataset name (`Metric.inputs`).
+    """
+    if m.sessions == "mm_sessions":
+        mm, agent_switch = frames["mm_sessions"], frames["agent_switch"]
         sw = agent_switch.drop_duplicates("agent_id").set_index("agent_id")["switch_name"]
         sessions = mm.assign(switch_name=mm["agent_id"].map(sw))
-        events = handled[handled["media"] == "CHAT"]
-    elif metric == "seats_outbound":
-        assert sm_fact is not None
-        sessions = sm_fact[sm_fact["media"] == "VOICE"]
-        events = handled[handled["ocs"].fillna(False).astype(bool)]
     else:
-        raise ValueError(metric)
-    return sessions, events
+        sm = frames["sm_fact"]
+        sessions = sm[sm["media"].isin(m.media)]
+    if m.qualifies == "always":
+        return sessions, None
+    handled = frames["handled"]
+    if m.qualifies == "ocs":
+        return sessions, handled[handled["ocs"].fillna(False).astype(bool)]
+    return sessions, handled[handled["media"] == m.handled_media]
+
+
+def compute_metric(t: TenantConfig, p: Period, m: Metric, frames: Mapping[str, pd.DataFrame],
+                   bu_map: pd.DataFrame | None) -> Results:
+    """One metric by its registry kernel: seats (SPEC §5.1), ports or minutes (§5.2)."""
+    if m.kernel == "seats":
+        sessions, events = seat_inputs(m, frames)
+        return compute_seats(t, p, m.name, sessions, events, bu_map)
+    return compute_gvp(t, p, m, frames["gvp_cdrs"], bu_map)
 
 
 def _arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,16 +158,20 @@ def _minute_rows(metric, tier3, region, st: kernels.Steps, p: Period) -> pd.Data
 
 
 def compute_seats(
-    t: TenantConfig, p: Period, metric: str, sessions: pd.DataFrame, events: pd.DataFrame,
-    agent_bu: pd.DataFrame | None,
+    t: TenantConfig, p: Period, metric: str, sessions: pd.DataFrame,
+    events: pd.DataFrame | None, agent_bu: pd.DataFrame | None,
 ) -> Results:
+    """Concurrent and enabled per region and scope; `events` None: every session qualifies."""
     start, end, open_ = _arrays(sessions)
     agent = sessions["agent_id"].to_numpy(dtype=np.int64)
-    q = kernels.qualifies(
-        agent, start, end, open_,
-        events["agent_id"].to_numpy(dtype=np.int64),
-        events["start_ts"].to_numpy(dtype=np.int64), p.end,
-    )
+    if events is None:
+        q = np.ones(len(agent), dtype=bool)
+    else:
+        q = kernels.qualifies(
+            agent, start, end, open_,
+            events["agent_id"].to_numpy(dtype=np.int64),
+            events["start_ts"].to_numpy(dtype=np.int64), p.end,
+        )
     s, e, keep = kernels.close_and_clip(start[q], end[q], open_[q], p.start, p.end)
     counted = np.flatnonzero(q)[keep]
     agent = agent[counted]
@@ -165,10 +183,10 @@ def compute_seats(
         st = kernels.steps(ms, me)
         span = st.peak_span()
         at_peak = kernels.active_at(mk, ms, me, span[0]) if span else ()
-        rows.append(_row(metric, tier3, reg, 1, st.peak, span, at_peak))
+        rows.append(_row(metric, tier3, reg, CONCURRENT, st.peak, span, at_peak))
         enabled = kernels.distinct(mk)
-        # Enabled is stored even when only the month bills it (seats_outbound).
-        rows.append(_row(metric, tier3, reg, 2, len(enabled), None, enabled))
+        # Enabled is stored even when only the month bills it (enabled: monthly).
+        rows.append(_row(metric, tier3, reg, ENABLED, len(enabled), None, enabled))
         mr = _minute_rows(metric, tier3, reg, st, p)
         if mr is not None:
             minutes.append(mr)
@@ -176,8 +194,10 @@ def compute_seats(
 
 
 def compute_gvp(
-    t: TenantConfig, p: Period, metric: str, cdrs: pd.DataFrame, cdr_bu: pd.DataFrame | None
+    t: TenantConfig, p: Period, m: Metric, cdrs: pd.DataFrame, cdr_bu: pd.DataFrame | None
 ) -> Results:
+    """Ports (peak CDRs in one second) or minutes (sum of per-CDR ceil minutes), SPEC §5.2."""
+    metric = m.name
     start, end, open_ = _arrays(cdrs)
     s, e, keep = kernels.close_and_clip(start, end, open_, p.start, p.end)
     region = region_of_location(t, cdrs["location"])[keep]
@@ -194,15 +214,16 @@ def compute_gvp(
             kept = kept.merge(cdr_bu[[*key, "bu_id"]], on=key, how="left", sort=False)
         unit = scope_of_unit(t, kept.get("bu_id", pd.Series(index=kept.index, dtype=object)))
     rows, minutes = [], []
-    for tier3, reg, m in _scope_masks(t, region, unit):
-        if metric == "gvp_ports":
-            st = kernels.steps(s[m], e[m])
-            rows.append(_row(metric, tier3, reg, 1, st.peak, st.peak_span()))
+    for tier3, reg, mask in _scope_masks(t, region, unit):
+        if m.kernel == "ports":
+            st = kernels.steps(s[mask], e[mask])
+            rows.append(_row(metric, tier3, reg, CONCURRENT, st.peak, st.peak_span()))
             mr = _minute_rows(metric, tier3, reg, st, p)
             if mr is not None:
                 minutes.append(mr)
         else:
-            rows.append(_row(metric, tier3, reg, 1, kernels.ceil_minutes(s[m], e[m])))
+            rows.append(_row(metric, tier3, reg, CONCURRENT,
+                             kernels.ceil_minutes(s[mask], e[mask])))
     return _results(rows, minutes)
 
 

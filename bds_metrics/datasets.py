@@ -270,14 +270,19 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
-def query_batches(dsn: str, sql: str, params: tuple[object, ...]) -> Iterator[pa.RecordBatch]:
+def query_batches(dsn: str, sql: str, params: tuple[object, ...],
+                  statement_timeout_seconds: int | None = None) -> Iterator[pa.RecordBatch]:
     """Stream a query's rows as Arrow record batches (one connection per call).
 
     The parameters are inlined so that ADBC reads the result as binary COPY, in batches.
+    `statement_timeout_seconds` is set on the session (libpq `options`, SPEC §8): a query
+    running longer is cancelled by the server and raises SourceError.
     """
     sql = inline(sql, params)
     import adbc_driver_postgresql.dbapi as adbc
 
+    if statement_timeout_seconds:
+        dsn = with_statement_timeout(dsn, statement_timeout_seconds)
     try:
         conn = adbc.connect(dsn, db_kwargs={ADBC_TYPES: "builtin"})
     except Exception as exc:  # ADBC raises driver-specific classes
@@ -294,6 +299,23 @@ def query_batches(dsn: str, sql: str, params: tuple[object, ...]) -> Iterator[pa
             cur.close()
     finally:
         conn.close()
+
+
+def with_statement_timeout(dsn: str, seconds: int) -> str:
+    """`dsn` with `-c statement_timeout=<ms>` added to its libpq `options` (kept)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    d = conninfo_to_dict(dsn)
+    opts = f"{d.get('options') or ''} -c statement_timeout={int(seconds) * 1000}".strip()
+    return make_conninfo("", **{**d, "options": opts})
+
+
+def timeout_hint(message: str, seconds: int | None) -> str:
+    """The operator's explanation appended to a query cancelled by the timeout."""
+    if seconds and "statement timeout" in message:
+        return (f"{message} (statement_timeout_seconds {seconds}: the query ran longer; "
+                "the task retries)")
+    return message
 
 
 def read_concurrently(streams: list[Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
@@ -385,19 +407,25 @@ def write_batches(
                 w.write_table(schema.empty_table())
             w.add_key_value_metadata({META_KEY: stats.to_json()})
         sink.commit()
+    except OSError as exc:  # a full disk: name the file (pyarrow's message names none)
+        sink.discard()
+        raise storage.write_failed(path, exc) from exc
     except BaseException:
         sink.discard()
         raise
     return stats
 
 
-def extract(name: str, dsn: str, values: dict[str, object], path: str) -> Stats:
+def extract(name: str, dsn: str, values: dict[str, object], path: str,
+            statement_timeout_seconds: int | None = None) -> Stats:
     """Run the dataset's SQL with `values` bound and write its Parquet file."""
     sql, params = bind(name, values)
     try:
-        return write_batches(path, name, query_batches(dsn, sql, params))
+        return write_batches(path, name,
+                             query_batches(dsn, sql, params, statement_timeout_seconds))
     except SourceError as exc:
-        raise SourceError(f"dataset {name}: {exc}") from exc
+        raise SourceError(timeout_hint(f"dataset {name}: {exc}",
+                                       statement_timeout_seconds)) from exc
 
 
 def repair_file(path: str, name: str) -> bool:

@@ -13,10 +13,11 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import storage
-from .catalog import CATALOG
+from . import restate, storage
+from .catalog import CONCURRENT, ENABLED, Metric
 from .config import TenantConfig
 from .days import Period, iso_utc
+from .layout import MANIFEST, audit_file, billing_file, period_folder
 
 if TYPE_CHECKING:  # publishing needs no pandas; a killed-and-restarted emitter starts fast
     import pandas as pd
@@ -45,10 +46,6 @@ def csv_text(header: tuple[str, ...], rows: list[tuple]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def period_folder(t: TenantConfig, p: Period) -> str:
-    return storage.join(t.output_root, t.id, p.kind, p.label)
-
-
 @dataclass
 class Bundle:
     """The files of one period, in memory: name → text, and the manifest's extra facts."""
@@ -73,7 +70,7 @@ def build_files(t: TenantConfig, p: Period, results: pd.DataFrame) -> dict[str, 
     files: dict[str, str] = {}
     audit: list[tuple] = []
     for metric in t.metrics:
-        codes = CATALOG[metric]
+        codes = t.metric(metric)
         groups = codes.groups(p.kind)
         for tier3, tier3_name in t.scopes():
             rows = []
@@ -91,25 +88,26 @@ def build_files(t: TenantConfig, p: Period, results: pd.DataFrame) -> dict[str, 
                         region.code, metric, codes.channel_type, codes.service_class,
                         codes.activity_type, codes.status, g, value,
                     ))
-                    audit.append(_audit_row(metric, codes.kind, region.code, tier3, g, r))
-            owner = tier3 or t.id
-            files[f"{owner}_{metric}_{p.stamp}.csv"] = csv_text(BILLING_HEADER, rows)
-    files[f"audit_{p.stamp}.csv"] = csv_text(AUDIT_HEADER, audit)
+                    audit.append(_audit_row(codes, region.code, tier3, g, r))
+            files[billing_file(tier3 or t.id, metric, p)] = csv_text(BILLING_HEADER, rows)
+    files[audit_file(p)] = csv_text(AUDIT_HEADER, audit)
     return files
 
 
-def _audit_row(metric: str, kind: str, region: str, tier3: str, group: int, r: dict) -> tuple:
+def _audit_row(m: Metric, region: str, tier3: str, group: int, r: dict) -> tuple:
+    """Peak seconds on concurrent rows of metrics with a peak; agent ids on seat rows."""
     value = int(r["value"])
     first = last = ""
-    if group == 1 and kind in ("seats", "ports") and value > 0:
+    if group == CONCURRENT and m.has_peak and value > 0:
         first, last = iso_utc(r["peak_first"]), iso_utc(r["peak_last"])
     agents = ""
-    if kind == "seats" and (group == 2 or value > 0):
+    if m.has_agents and (group == ENABLED or value > 0):
         agents = " ".join(str(a) for a in sorted(int(a) for a in r["agents"]))
-    return (metric, region, tier3, group, value, first, last, agents)
+    return (m.name, region, tier3, group, value, first, last, agents)
 
 
-def manifest_text(t: TenantConfig, p: Period, bundle: Bundle) -> str:
+def manifest_text(t: TenantConfig, p: Period, bundle: Bundle,
+                  revision: restate.Revision | None = None) -> str:
     files = []
     for name in sorted(bundle.files):
         data = bundle.files[name].encode("utf-8")
@@ -123,6 +121,7 @@ def manifest_text(t: TenantConfig, p: Period, bundle: Bundle) -> str:
         "tenant": t.id,
         "period": {"kind": p.kind, "label": p.label, "start": iso_utc(p.start),
                    "end": iso_utc(p.end), "timezone": t.timezone},
+        **_version_keys(revision),
         "files": files,
         "inputs": dict(sorted(bundle.inputs.items())),
         "rejected": {k: dict(sorted(v.items())) for k, v in sorted(bundle.rejected.items())},
@@ -130,6 +129,16 @@ def manifest_text(t: TenantConfig, p: Period, bundle: Bundle) -> str:
         **bundle.extra,
     }
     return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def _version_keys(revision: restate.Revision | None) -> dict[str, object]:
+    """`version` (and `supersedes` from version 2 on): SPEC §7 Restatements."""
+    if revision is None:
+        return {}
+    keys: dict[str, object] = {"version": revision.version}
+    if revision.supersedes:
+        keys["supersedes"] = revision.supersedes
+    return keys
 
 
 def publish(t: TenantConfig, p: Period, bundle: Bundle) -> str:
@@ -140,17 +149,20 @@ def publish(t: TenantConfig, p: Period, bundle: Bundle) -> str:
     instant a manifest present in the folder matches the files it names (a crash leaves
     either the old consistent period, or no manifest until the next run completes it).
     Stale files (e.g. of a BU removed from the config) are removed after the new manifest
-    is in place.
+    is in place. When the billing files change, the previous version is first kept in
+    history and a corrections file joins the bundle (`restate.revise`).
     """
     folder = period_folder(t, p)
-    manifest = manifest_text(t, p, bundle).encode("utf-8")
-    mpath = storage.join(folder, "manifest.json")
+    revision = restate.revise(t.output_root, t.id, p.kind, p.label, p.stamp, bundle.files)
+    bundle.files = {**bundle.files, **revision.files}
+    manifest = manifest_text(t, p, bundle, revision).encode("utf-8")
+    mpath = storage.join(folder, MANIFEST)
     if storage.exists(mpath) and storage.read_bytes(mpath) != manifest:
         storage.remove(mpath)
     for name, text in bundle.files.items():
         storage.write_atomic(storage.join(folder, name), text.encode("utf-8"))
     storage.write_atomic(mpath, manifest)
-    keep = set(bundle.files) | {"manifest.json"}
+    keep = set(bundle.files) | {MANIFEST}
     for name in storage.listdir(folder):
         if name not in keep and name.endswith(".csv"):
             storage.remove(storage.join(folder, name))
@@ -158,15 +170,20 @@ def publish(t: TenantConfig, p: Period, bundle: Bundle) -> str:
 
 
 def verify_folder(folder: str) -> list[str]:
-    """Mismatches between a period folder and its manifest (empty when all is well)."""
-    mpath = storage.join(folder, "manifest.json")
+    """Mismatches between a period folder and its manifest, and temporary files left by
+    an interrupted write (SPEC §7); empty when all is well."""
+    problems = [
+        f"{storage.join(folder, name)}: temporary file left by an interrupted write "
+        "(the next run of this period removes it)"
+        for name in storage.temp_files(folder) if not storage.temp_in_use(folder, name)
+    ]
+    mpath = storage.join(folder, MANIFEST)
     if not storage.exists(mpath):
-        return [f"{mpath}: manifest missing"]
+        return [*problems, f"{mpath}: manifest missing"]
     try:
         doc = json.loads(storage.read_bytes(mpath))
     except ValueError as exc:
-        return [f"{mpath}: unreadable manifest: {exc}"]
-    problems = []
+        return [*problems, f"{mpath}: unreadable manifest: {exc}"]
     for f in doc.get("files", []):
         path = storage.join(folder, f["name"])
         if not storage.exists(path):

@@ -1,25 +1,17 @@
-"""The daily and monthly steps as plain functions: what each Airflow task calls.
+"""The daily steps as plain functions: what each Airflow task calls.
 
 Every step takes the tenant, the billing day and the paths it reads, writes one file
-at a deterministic staging path per (tenant, day, name), and returns that path, so a
-retry or re-run overwrites the same partition and XCom carries only strings.
-
-Staging layout (`staging_root/<tenant>/`):
-    datasets/<YYYY-MM-DD>/<dataset>.parquet    extracted inputs (may be purged later)
-    work/<YYYY-MM-DD>/<name>.parquet           attribution maps and metric results
-    results/<YYYY-MM-DD>/results.parquet       the day's billed values (monthly input)
-    results/<YYYY-MM-DD>/usage.parquet         per-UTC-minute peaks: metric, tier3_id, region,
-                                               minute (epoch s), peak (non-zero minutes only)
-    results/<YYYY-MM-DD>/handled.parquet       handled interactions of the day per media and
-                                               UTC minute: media, minute, count
+at a deterministic staging path per (tenant, day, name) (`layout`), and returns that
+path, so a retry or re-run overwrites the same partition and XCom carries only strings.
+`run_action` dispatches a day-plan step (`plan.Step.action`) to its function: the DAG's
+operators and `run_day` both go through it. Month files: `monthly`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
@@ -28,11 +20,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import attribution, datasets, storage
-from .compute import MappingError, compute_gvp, compute_seats, seat_inputs
-from .config import GVP_METRICS, ConfigError, TenantConfig
-from .days import Period, billing_day, billing_month, month_days
-from .emission import Bundle, build_files, period_folder, publish
-from .plan import CONFIG_SNAPSHOTS
+from . import monthly as months
+from .compute import MappingError, compute_metric
+from .config import ConfigError, TenantConfig
+from .days import Period, billing_day
+from .emission import Bundle, build_files, publish
+from .layout import dataset_path, minutes_path, results_path, work_path
+from .plan import CONFIG_SNAPSHOTS, SESSION_DATASETS, day_plan, leaves, resolve
+
+__all__ = ["dataset_path", "results_path", "work_path"]  # layout's, re-exported
 
 DsnFor = Callable[[str], str]  # Airflow conn id -> libpq DSN
 
@@ -77,22 +73,6 @@ def _named(step: str, what: str = "") -> Callable[[F], F]:
     return wrap
 
 
-def _stage(t: TenantConfig, area: str, day: dt.date, name: str) -> str:
-    return storage.join(t.staging_root, t.id, area, day.isoformat(), f"{name}.parquet")
-
-
-def dataset_path(t: TenantConfig, day: dt.date, name: str) -> str:
-    return _stage(t, "datasets", day, name)
-
-
-def work_path(t: TenantConfig, day: dt.date, name: str) -> str:
-    return _stage(t, "work", day, name)
-
-
-def results_path(t: TenantConfig, day: dt.date, name: str = "results") -> str:
-    return _stage(t, "results", day, name)
-
-
 def bind_values(t: TenantConfig, p: Period) -> dict[str, object]:
     return {
         "day_start": p.start,
@@ -120,7 +100,8 @@ def extract(
         sql, params = datasets.bind(name, values)
         datasets.write_batches(path, name, _tagged_cdrs(t, sql, params, dsn_for))
     else:
-        datasets.extract(name, dsn_for(t.gimdb_conn_id), values, path)
+        datasets.extract(name, dsn_for(t.gimdb_conn_id), values, path,
+                         statement_timeout_seconds=t.statement_timeout_seconds)
     return path
 
 
@@ -132,11 +113,13 @@ def _tagged_cdrs(
 
     def source(dsn: str, conn_id: str, location: str) -> Iterator[pa.RecordBatch]:
         try:
-            for b in datasets.query_batches(dsn, sql, params):
+            for b in datasets.query_batches(dsn, sql, params, t.statement_timeout_seconds):
                 loc = pa.array([location] * b.num_rows, pa.string())
                 yield b.append_column("location", loc)
         except datasets.SourceError as exc:
-            raise datasets.SourceError(f"dataset gvp_cdrs, connection {conn_id}: {exc}") from exc
+            raise datasets.SourceError(datasets.timeout_hint(
+                f"dataset gvp_cdrs, connection {conn_id}: {exc}",
+                t.statement_timeout_seconds)) from exc
 
     return datasets.read_concurrently([source(dsn_for(c), c, loc) for c, loc in t.gvp_sources()])
 
@@ -175,7 +158,7 @@ def attribute_agents(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> st
     """agent_id → BU for every agent of the day's session datasets."""
     ids = [
         storage.read_table(paths[n], ["agent_id"]).column("agent_id").to_numpy(zero_copy_only=False)
-        for n in ("sm_fact", "mm_sessions")
+        for n in SESSION_DATASETS
         if n in paths
     ]
     agent_ids = np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64)
@@ -222,25 +205,28 @@ def attribute_cdrs(t: TenantConfig, day: dt.date, paths: dict[str, str]) -> str:
 
 @_named("compute", ", metric {0}")
 def compute(t: TenantConfig, day: dt.date, metric: str, paths: dict[str, str]) -> str:
-    """One metric's values for every region and scope; per-minute peaks beside them."""
-    p = billing_day(day, t.timezone)
-    if metric in GVP_METRICS:
-        cdrs = _frame(paths["gvp_cdrs"], ["cdr_id", "location", "start_ts", "end_ts"])
-        res = compute_gvp(t, p, metric, cdrs, _frame(paths.get("cdr_bu")))
-    else:
-        sessions, events = seat_inputs(
-            metric,
-            _frame(paths.get("sm_fact"), ["agent_id", "media", "switch_name", *SPAN]),
-            _frame(paths.get("mm_sessions"), ["agent_id", *SPAN]),
-            _frame(paths.get("agent_switch")),
-            _frame(paths["handled"], ["agent_id", "media", "start_ts", "ocs"]),
-        )
-        res = compute_seats(t, p, metric, sessions, events, _frame(paths.get("agent_bu")))
+    """One metric's values for every region and scope; per-minute peaks beside them.
+
+    `paths` holds the metric's registry inputs and its BU map (`Metric.inputs`,
+    `Metric.bu_map`); each file is read with only the columns the kernel uses.
+    """
+    m = t.metric(metric)
+    frames = {name: _frame(paths[name], INPUT_COLUMNS.get(name)) for name in m.inputs}
+    res = compute_metric(t, billing_day(day, t.timezone), m, frames, _frame(paths.get(m.bu_map)))
     path = work_path(t, day, metric)
     storage.write_table(path, _results_table(res.rows))
-    storage.write_table(work_path(t, day, f"{metric}.minutes"),
+    storage.write_table(minutes_path(t, day, metric),
                         pa.Table.from_pandas(res.minutes, preserve_index=False))
     return path
+
+
+# The columns the compute step reads of each input dataset (all of the others).
+INPUT_COLUMNS: dict[str, list[str]] = {
+    "sm_fact": ["agent_id", "media", "switch_name", *SPAN],
+    "mm_sessions": ["agent_id", *SPAN],
+    "handled": ["agent_id", "media", "start_ts", "ocs"],
+    "gvp_cdrs": ["cdr_id", "location", *SPAN],
+}
 
 
 _RESULTS_SCHEMA = pa.schema([
@@ -260,13 +246,14 @@ def _results_table(rows: pd.DataFrame) -> pa.Table:
 @_named("daily_files")
 def emit_daily(
     t: TenantConfig, day: dt.date, metric_paths: dict[str, str], dataset_paths: dict[str, str],
-    attribution_paths: dict[str, str],
+    attribution_paths: dict[str, str], extra: dict[str, object] | None = None,
 ) -> str:
-    """The day's billing files, audit and manifest; stores the results for the month."""
+    """The day's billing files, audit and manifest; stores the results for the month.
+    `extra`: facts added to the manifest (`readiness` of a forced run, SPEC §9)."""
     p = billing_day(day, t.timezone)
     results = pd.concat([_frame(metric_paths[m]) for m in t.metrics], ignore_index=True)
     minutes = pd.concat(
-        [storage.read_table(work_path(t, day, f"{m}.minutes")).to_pandas() for m in t.metrics],
+        [storage.read_table(minutes_path(t, day, m)).to_pandas() for m in t.metrics],
         ignore_index=True,
     )
     bundle = Bundle(files=build_files(t, p, results))
@@ -281,6 +268,7 @@ def emit_daily(
     bundle.fallbacks = _fallbacks(attribution_paths)
     if repaired:  # absent when no text needed repair (DECISIONS)
         bundle.extra["repaired"] = repaired
+    bundle.extra.update(extra or {})
     storage.write_table(results_path(t, day), _results_table(results))
     storage.write_table(results_path(t, day, "usage"),
                         pa.Table.from_pandas(minutes, preserve_index=False))
@@ -308,125 +296,65 @@ def _fallbacks(paths: dict[str, str]) -> dict[str, int]:
     return out
 
 
-# ---------------------------------------------------------------- monthly
-
-
-def billable_days(t: TenantConfig, any_day: dt.date) -> list[dt.date]:
-    """The month's days the tenant is billed for (from its production date on)."""
-    return [d for d in month_days(any_day) if d >= t.production_date]
-
-
-def day_complete(t: TenantConfig, day: dt.date) -> bool:
-    folder = period_folder(t, billing_day(day, t.timezone))
-    return storage.exists(storage.join(folder, "manifest.json")) and storage.exists(
-        results_path(t, day)
-    )
-
-
-def month_status(t: TenantConfig, any_day: dt.date) -> tuple[list[dt.date], list[dt.date]]:
-    """(billable days, those still without a successful daily result)."""
-    days = billable_days(t, any_day)
-    return days, [d for d in days if not day_complete(t, d)]
-
-
-@_named("month_files")
-def emit_monthly(t: TenantConfig, any_day: dt.date) -> str | None:
-    """(Re)write the month's files when every billable day has a daily result."""
-    days, missing = month_status(t, any_day)
-    if not days or missing:
-        return None
-    p = billing_month(any_day, t.timezone)
-    daily = pd.concat(
-        [_frame(results_path(t, d)).assign(day=d.isoformat()) for d in days], ignore_index=True
-    )
-    results = monthly_results(t, daily)
-    bundle = Bundle(files=build_files(t, p, results))
-    repaired: dict[str, dict[str, int]] = {}
-    for d in days:
-        doc = json.loads(storage.read_bytes(
-            storage.join(period_folder(t, billing_day(d, t.timezone)), "manifest.json")))
-        for name, n in doc.get("inputs", {}).items():
-            bundle.inputs[name] = bundle.inputs.get(name, 0) + int(n)
-        for name, reasons in doc.get("rejected", {}).items():
-            slot = bundle.rejected.setdefault(name, {})
-            for reason, n in reasons.items():
-                slot[reason] = slot.get(reason, 0) + int(n)
-        for reason, n in doc.get("fallbacks", {}).items():
-            bundle.fallbacks[reason] = bundle.fallbacks.get(reason, 0) + int(n)
-        for name, columns in doc.get("repaired", {}).items():
-            slot = repaired.setdefault(name, {})
-            for column, n in columns.items():
-                slot[column] = slot.get(column, 0) + int(n)
-    if repaired:
-        bundle.extra["repaired"] = {k: dict(sorted(v.items())) for k, v in sorted(repaired.items())}
-    bundle.extra["days"] = [d.isoformat() for d in days]
-    return publish(t, p, bundle)
-
-
-def monthly_results(t: TenantConfig, daily: pd.DataFrame) -> pd.DataFrame:
-    """Month values from daily results (SPEC §5.1 6–7, §7): max peaks, agent unions, sums."""
-    from .catalog import CATALOG
-
-    rows = []
-    keys = ["metric", "tier3_id", "region", "group"]
-    groups = {k: g for k, g in daily.groupby(keys, sort=False)}
-    for metric in t.metrics:
-        kind = CATALOG[metric].kind
-        for tier3, _ in t.scopes():
-            for r in t.regions:
-                for g in CATALOG[metric].groups("monthly"):
-                    part = groups.get((metric, tier3, r.code, g))
-                    rows.append(_month_row(metric, kind, tier3, r.code, g, part))
-    return pd.DataFrame(rows)
-
-
-def _month_row(metric, kind, tier3, region, group, part: pd.DataFrame | None) -> dict:
-    row = {"metric": metric, "tier3_id": tier3, "region": region, "group": group,
-           "value": 0, "peak_first": None, "peak_last": None, "agents": []}
-    if part is None or part.empty:
-        return row
-    if kind == "minutes":
-        row["value"] = int(part["value"].sum())
-    elif group == 2:
-        agents = np.unique(np.concatenate([np.asarray(a, dtype=np.int64)
-                                           for a in part["agents"]] + [np.zeros(0, np.int64)]))
-        row["value"], row["agents"] = len(agents), agents.tolist()
-    else:
-        peak = int(part["value"].max())
-        row["value"] = peak
-        if peak > 0:
-            top = part[part["value"] == peak]
-            first = top.loc[top["peak_first"].idxmin()]
-            row["peak_first"] = int(first["peak_first"])
-            row["peak_last"] = int(top["peak_last"].max())
-            row["agents"] = [int(a) for a in first["agents"]]
-    return row
-
-
 # ---------------------------------------------------------------- whole day
+
+
+def run_action(action: str, t: TenantConfig, day: dt.date, name: str | None,
+               inputs: Mapping[str, Any], *, dsn_for: DsnFor | None = None,
+               reextract_config: bool = False, extra: dict[str, Any] | None = None
+               ) -> str | None:
+    """Run one day-plan step (`plan.Step.action`) on resolved inputs; returns its XCom value,
+    the path it wrote, or None when the step does not apply (`month_files` of a month with
+    days still unbilled: the task is skipped, and the steps after it with it)."""
+    if action == "extract":
+        assert dsn_for is not None and name is not None
+        return extract(t, day, name, dsn_for, reextract_config=reextract_config)
+    if action == "derive":
+        assert name is not None
+        return derive(t, day, name, inputs["voice_calls"])
+    if action == "agent_bu":
+        return attribute_agents(t, day, inputs["datasets"])
+    if action == "cdr_bu":
+        return attribute_cdrs(t, day, inputs["datasets"])
+    if action == "compute":
+        assert name is not None
+        return compute(t, day, name, inputs["inputs"])
+    if action == "daily_files":
+        return emit_daily(t, day, inputs["metrics"], inputs["datasets"], inputs["maps"],
+                          extra=extra)
+    if action == "month_files":
+        return emit_monthly(t, day)  # None: the month is incomplete (skipped)
+    if action == "month_report":
+        month_folder = inputs["month_folder"]
+        # The month's usage report (SPEC §10), for people: beside the month's files but
+        # not in its manifest; `publish` removes only stale *.csv, so it stays.
+        from . import report
+
+        return report.write_month_report(t, day, month_folder)
+    raise ValueError(f"unknown bds step action {action!r}")
 
 
 def run_day(t: TenantConfig, day: dt.date, dsn_for: DsnFor, *, reextract_config: bool = False,
             monthly: bool = True) -> str:
-    """Every step of a day in order, in this process: the DAG's tasks, without Airflow.
+    """Every step of the day plan in order, in this process: the DAG's own tasks and
+    wiring (`plan.day_plan`), without Airflow. Returns the daily folder.
 
     For tests and benchmarks; operators run days through the DAG (`bds run`).
     """
-    from .plan import derived_datasets, metric_inputs, needed_datasets
-
-    paths = {n: extract(t, day, n, dsn_for, reextract_config=reextract_config)
-             for n in needed_datasets(t)}
-    for n in derived_datasets(t):
-        paths[n] = derive(t, day, n, paths["voice_calls"])
-    maps = {"agent_bu": attribute_agents(t, day, paths)}
-    if t.has_gvp:
-        maps["cdr_bu"] = attribute_cdrs(t, day, paths)
-    metric_paths = {}
-    for m in t.metrics:
-        inputs = {k: paths[k] for k in metric_inputs(m) if k in paths}
-        key = "cdr_bu" if m in GVP_METRICS else "agent_bu"
-        metric_paths[m] = compute(t, day, m, {**inputs, key: maps[key]})
-    folder = emit_daily(t, day, metric_paths, paths, maps)
-    if monthly:
-        emit_monthly(t, day)
+    out: dict[str, str | None] = {}
+    for step in day_plan(t):
+        if step.group == "monthly" and not monthly:
+            continue
+        inputs = resolve(step.inputs, out)
+        if None in leaves(inputs):  # an upstream step was skipped: so is this one
+            out[step.task_id] = None
+            continue
+        out[step.task_id] = run_action(step.action, t, day, step.name, inputs,
+                                       dsn_for=dsn_for, reextract_config=reextract_config)
+    folder = out["emit.daily_files"]
+    assert folder is not None
     return folder
+
+
+emit_monthly = _named("month_files")(months.emit_monthly)  # one-line errors, as every step
+month_status = months.month_status

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .catalog import CATALOG
 from .config import TenantConfig
 
 
@@ -18,7 +17,7 @@ def day_values(t: TenantConfig, day: dt.date) -> str:
     results (a failed day). Reads only the results file (a few rows per metric).
     """
     from . import storage
-    from .pipeline import results_path
+    from .layout import results_path
 
     path = results_path(t, day)
     if not storage.exists(path):
@@ -31,7 +30,7 @@ def day_values(t: TenantConfig, day: dt.date) -> str:
             values.setdefault((m, region), {})[int(group)] = int(value)
     parts = []
     for m in t.metrics:
-        groups = CATALOG[m].groups("daily")  # what the day's billing file holds
+        groups = t.metric(m).groups("daily")  # what the day's billing file holds
         regions = [f"{r.code}={'/'.join(str(g[k]) for k in groups if k in g)}"
                    for r in t.regions if (g := values.get((m, r.code)))]
         if regions:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .attribution import OK, folder_units
+from .attribution import OK, folder_units, folder_units_by_name, units_by_key
 from .config import TenantConfig
 
 
@@ -29,10 +29,10 @@ def folder_paths(folders: pd.DataFrame) -> dict[int, str]:
 
 def detected_folders(t: TenantConfig, folders: pd.DataFrame) -> dict[str, list[str]]:
     """BU id → paths of the folders whose Persons it would get (nearest-root match)."""
-    by_name = {b.name.lower(): b.id for b in t.business_units}
+    by_key = units_by_key(t)
     ids = folders["folder_id"].to_numpy(dtype=np.int64)
-    bu, status = folder_units(ids, folders, by_name)
-    own = folders["name"].fillna("").str.lower().map(by_name).fillna("").to_numpy(dtype=object)
+    bu, status = folder_units(ids, folders, by_key)
+    own = folder_units_by_name(folders, by_key).to_numpy(dtype=object)
     paths = folder_paths(folders)
     out: dict[str, list[str]] = {b.id: [] for b in t.business_units}
     for fid, unit, st, mine in zip(ids, bu, status, own, strict=True):

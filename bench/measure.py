@@ -103,7 +103,6 @@ def compute(config: str, repeat: int) -> dict[str, Any]:
     import pandas as pd
 
     from bds_metrics import attribution, compute, pipeline, storage
-    from bds_metrics.config import GVP_METRICS
     from bds_metrics.days import billing_day
     from bds_metrics.plan import derived_datasets, needed_datasets
 
@@ -127,12 +126,10 @@ def compute(config: str, repeat: int) -> dict[str, Any]:
 
     agent_bu, cdr_bu = agent_step(), cdr_step()
     steps: dict[str, Callable[[], object]] = {"agent_bu": agent_step, "cdr_bu": cdr_step}
+    maps = {"agent_bu": agent_bu, "cdr_bu": cdr_bu}
     for m in t.metrics:
-        if m in GVP_METRICS:
-            steps[m] = lambda m=m: compute.compute_gvp(t, p, m, f["gvp_cdrs"], cdr_bu)
-        else:
-            steps[m] = lambda m=m: compute.compute_seats(t, p, m, *compute.seat_inputs(
-                m, f["sm_fact"], f["mm_sessions"], f["agent_switch"], f["handled"]), agent_bu)
+        x = t.metric(m)
+        steps[m] = lambda x=x: compute.compute_metric(t, p, x, f, maps[x.bu_map])
     best = {}
     for name, step in steps.items():
         times = []

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import infomart, report
+from .billing_page import kept_section
 from .measure import MARK
 
 REPO = infomart.REPO
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     if args.render:
         results = json.loads((work / "results.json").read_text())
-        Path(args.out).write_text(report.render(results), encoding="utf-8")
+        Path(args.out).write_text(report.render(results) + kept_section(Path(args.out)),
+                                  encoding="utf-8")
         return 0
     env = _env(**_airflow_env(work))
     started = time.time()
@@ -201,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                  command=" ".join(["python -m bench.run", *(argv or sys.argv[1:])]))
     results = {"facts": facts, "scales": scales, "parse": parse}
     (work / "results.json").write_text(json.dumps(results, indent=1))
-    Path(args.out).write_text(report.render(results), encoding="utf-8")
+    Path(args.out).write_text(report.render(results) + kept_section(Path(args.out)),
+                              encoding="utf-8")
     print(f"wrote {args.out} ({facts['minutes']:.1f} min)")
     return 0
 

@@ -23,13 +23,27 @@ COLUMNS = {
     "gidb_gc_agent": "id, tenantid, folderid, username, employeeid, status",
     "gidb_gc_folder": "id, tenantid, name, folderid, status",
     "gvp_cdr": "cdr_id, callid, ivr_profile, start_ts, end_ts",
+    "ctl_audit_log": "audit_key, job_id, max_chunk_ts, created_ts",
 }
 
 VOICE, CHAT = 1, 2
+# An ETL high-water mark past every test's data (2033-05-18), so that readiness
+# (SPEC §8) lets the hand-made days bill; tests of readiness insert their own marks.
+MARK_PAST_DATA = 2_000_000_000
 BASE = {
     "media_type": [(1, "Voice", "VOICE"), (2, "Chat", "CHAT"), (3, "E-mail", "EMAIL")],
     "interaction_type": [(1, "INBOUND"), (2, "OUTBOUND"), (3, "INTERNAL")],
+    "ctl_audit_log": [(1, "test_etl", MARK_PAST_DATA, MARK_PAST_DATA)],
 }
+
+
+def set_mark(dsn: str, mark: int | None, key: int = 1) -> None:
+    """Record an ETL transaction with high-water mark `mark` (CTL_AUDIT_LOG)."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("DELETE FROM ctl_audit_log")
+        if mark is not None:
+            c.execute("INSERT INTO ctl_audit_log (audit_key, job_id, max_chunk_ts, created_ts) "
+                      "VALUES (%s, 'test_etl', %s, %s)", (key, mark, mark))
 
 
 def insert(dsn: str, rows: dict[str, list[tuple]], base: bool = True, **connect: str) -> None:

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from tests.conftest import airflow_conn_json, dbname_of
+from tests.gim import set_mark
 
 pytestmark = [pytest.mark.xdist_group("airflow"), pytest.mark.usefixtures("airflow_db")]
 CASES = Path(__file__).parent / "data" / "cases" / "billing-day"
@@ -32,6 +33,7 @@ def _load_case(name: str, tmp_path, new_db, monkeypatch, sql: str | None = None)
     gim = new_db("gim")
     with psycopg.connect(gim, autocommit=True) as c:
         c.execute(sql if sql is not None else (CASES / name / "inserts.sql").read_text())
+    set_mark(gim, 2_000_000_000)  # the ETL mark (SPEC §8 readiness): past the case's days
     monkeypatch.setenv("BDS_CASE_DIR", str(tmp_path))
     monkeypatch.setenv("BDS_CONFIG", str(CASES / name / "bds.yaml"))
     for conn in ("BH_GIM", "BH_GVP"):

@@ -72,6 +72,8 @@ tenants:
 PATTERN_ID = "String should match pattern '^[a-z0-9_]{1,40}$'"
 PATTERN_CODE = "String should match pattern '^[A-Za-z0-9_-]{1,64}$'"
 PATTERN_BU = "String should match pattern '^[A-Za-z0-9_-]{1,80}$'"
+SAME_NAME = ("business unit names {!r} and {!r} are the same name (compared in Unicode NFC, "
+             "without outer white space, case-folded)")
 BLACKLIST_TEXT = (
     "['agents', 'dns', 'persons', 'campaigns', 'switches', 'configurations', "
     "'agent logins', 'campaign groups']"
@@ -254,6 +256,14 @@ def test_yaml_merge_keys_still_work() -> None:
 # --------------------------------------------------------------------------- invalid
 
 
+def custom(**kw: Any) -> dict[str, Any]:
+    """A valid custom_metrics entry (SPEC §5.3) with `kw` changed (None: key removed)."""
+    entry = {"name": "seats_x", "sessions": "sm_fact", "media": ["VOICE"],
+             "qualifies": {"ocs": True}, "enabled": "daily", "channel_type": 14,
+             "service_class": 91, "activity_type": 5, "status": "SEATS", **kw}
+    return {k: v for k, v in entry.items() if v is not None}
+
+
 def tenant0(d: dict[str, Any]) -> dict[str, Any]:
     return d["tenants"][0]
 
@@ -303,7 +313,8 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], Any], str, str, str]] = [
     ("string-bool", lambda d: tenant0(d).update(wait_for_settle="yes"),
      "acme", "wait_for_settle", "Input should be a valid boolean"),
     ("int-name", lambda d: tenant0(d).update(name=5),
-     "acme", "name", "Input should be a valid string"),
+     "acme", "name",
+     'Input should be a valid string: YAML reads the unquoted 5 as the number 5; quote it: "5"'),
     ("list-for-tier1", lambda d: tenant0(d).update(tier1=["R100", "Reseller One"]),
      "acme", "tier1", "Input should be a valid dictionary or instance of Tier1"),
     ("list-for-gim", lambda d: tenant0(d).update(gim=[101, 1]),
@@ -347,7 +358,68 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], Any], str, str, str]] = [
     ("unknown-metric", lambda d: tenant0(d)["metrics"].append("seats_voice"),
      "acme", "metrics",
      "unknown metric 'seats_voice'; known: "
-     "['seats_chat', 'seats_outbound', 'gvp_ports', 'gvp_minutes']"),
+     "['seats_chat', 'seats_outbound', 'seats_inbound_voice', 'seats_email', 'seats_sms', "
+     "'gvp_ports', 'gvp_minutes']"),
+    # custom metrics (SPEC §5.3)
+    ("custom-bad-name", lambda d: tenant0(d).update(custom_metrics=[custom(name="voice_x")]),
+     "acme", "custom_metrics.0.name", "String should match pattern '^seats_[a-z0-9_]{1,58}$'"),
+    ("custom-builtin-name", lambda d: tenant0(d).update(
+        custom_metrics=[custom(name="seats_chat")]),
+     "acme", "custom_metrics.0.name",
+     "'seats_chat' is a built-in metric; a custom metric needs its own name"),
+    ("custom-twice-in-tenant", lambda d: tenant0(d).update(
+        custom_metrics=[custom(), custom()]),
+     "acme", "custom_metrics[].name", "custom metric(s) ['seats_x'] defined twice"),
+    ("custom-twice-in-defaults", lambda d: d["defaults"].update(
+        custom_metrics=[custom(), custom()]),
+     "-", "defaults.custom_metrics[].name", "custom metric(s) ['seats_x'] defined twice"),
+    ("custom-in-defaults-and-tenant", lambda d: (
+        d["defaults"].update(custom_metrics=[custom()]),
+        tenant0(d).update(custom_metrics=[custom()])),
+     "acme", "custom_metrics[].name",
+     "custom metric(s) ['seats_x'] are defined in defaults and in the tenant"),
+    ("custom-unknown-sessions", lambda d: tenant0(d).update(
+        custom_metrics=[custom(sessions="gvp_cdrs")]),
+     "acme", "custom_metrics.0.sessions", "Input should be 'sm_fact' or 'mm_sessions'"),
+    ("custom-unknown-media", lambda d: tenant0(d).update(
+        custom_metrics=[custom(media=["VOICE", "PIGEON"])]),
+     "acme", "custom_metrics.0.media",
+     "media: unknown media 'PIGEON'; known: ['VOICE', 'CHAT', 'EMAIL', 'SMS', 'WEBFORM', "
+     "'FAX', 'WORKITEM', 'FACEBOOK', 'TWITTER', 'WHATSAPP'] (catalog.yaml `media`)"),
+    ("custom-media-missing", lambda d: tenant0(d).update(
+        custom_metrics=[{k: v for k, v in custom().items() if k != "media"}]),
+     "acme", "custom_metrics.0", "media: required with sessions sm_fact"),
+    ("custom-media-with-mm", lambda d: tenant0(d).update(
+        custom_metrics=[custom(sessions="mm_sessions")]),
+     "acme", "custom_metrics.0",
+     "media: multimedia login sessions have no media (sm_fact only)"),
+    ("custom-unknown-qualifies", lambda d: tenant0(d).update(
+        custom_metrics=[custom(qualifies={"ocs": False})]),
+     "acme", "custom_metrics.0.qualifies",
+     "unknown qualification {'ocs': False}: always | {handled_media: MEDIA} | {ocs: true}"),
+    ("custom-unknown-handled-media", lambda d: tenant0(d).update(
+        custom_metrics=[custom(qualifies={"handled_media": "chat"})]),
+     "acme", "custom_metrics.0.qualifies", "handled_media: unknown media 'chat'; known: "
+     "['VOICE', 'CHAT', 'EMAIL', 'SMS', 'WEBFORM', 'FAX', 'WORKITEM', 'FACEBOOK', 'TWITTER', "
+     "'WHATSAPP'] (catalog.yaml `media`)"),
+    ("custom-bad-enabled", lambda d: tenant0(d).update(
+        custom_metrics=[custom(enabled="weekly")]),
+     "acme", "custom_metrics.0.enabled", "Input should be 'daily' or 'monthly'"),
+    ("custom-negative-code", lambda d: tenant0(d).update(
+        custom_metrics=[custom(service_class=-1)]),
+     "acme", "custom_metrics.0.service_class", "Input should be greater than or equal to 0"),
+    ("custom-code-as-text", lambda d: tenant0(d).update(
+        custom_metrics=[custom(channel_type="14")]),
+     "acme", "custom_metrics.0.channel_type", "Input should be a valid integer"),
+    ("custom-bad-status", lambda d: tenant0(d).update(
+        custom_metrics=[custom(status="=HYPERLINK()")]),
+     "acme", "custom_metrics.0.status", "String should match pattern '^[A-Za-z0-9_]{1,64}$'"),
+    ("custom-unknown-key", lambda d: tenant0(d).update(
+        custom_metrics=[custom(frequency="daily")]),
+     "acme", "custom_metrics.0.frequency", "unknown key"),
+    ("custom-not-defined", lambda d: tenant0(d)["metrics"].append("seats_x"),
+     "acme", "metrics", "unknown metric 'seats_x'; known: ['seats_chat', 'seats_outbound', "
+     "'seats_inbound_voice', 'seats_email', 'seats_sms', 'gvp_ports', 'gvp_minutes']"),
     ("metric-twice", lambda d: tenant0(d)["metrics"].append("seats_chat"),
      "acme", "metrics", "a metric is listed twice"),
     ("no-metrics", lambda d: tenant0(d).update(metrics=[]),
@@ -367,7 +439,7 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], Any], str, str, str]] = [
      "acme", "business_units.1.name",
      f"business unit name 'AGENT LOGINS' is on the blacklist {BLACKLIST_TEXT}"),
     ("duplicate-bu-name-other-case", lambda d: bu(d, 1).update(name="SALES"),
-     "acme", "business_units[].name", "duplicate business_units[].name: ['sales']"),
+     "acme", "business_units[].name", SAME_NAME.format("Sales", "SALES")),
     ("dnis-in-two-bus", lambda d: bu(d, 0).update(dnis=["+1877555"]),
      "acme", "business_units[].dnis",
      "DNIS prefix '+1877555' belongs to two business units: 'acme_BU_1' and 'acme_BU_2'"),
@@ -379,7 +451,7 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], Any], str, str, str]] = [
     ("tenant-id-empty", lambda d: tenant0(d).update(id=""), "", "id", PATTERN_ID),
     ("tenant-id-newline", lambda d: tenant0(d).update(id="acme\n"), "acme\n", "id", PATTERN_ID),
     ("tenant-id-int", lambda d: tenant0(d).update(id=7), "7", "id",
-     "Input should be a valid string"),
+     'Input should be a valid string: YAML reads the unquoted 7 as the number 7; quote it: "7"'),
     ("bu-id-slash", lambda d: bu(d, 0).update(id="acme/BU_1"),
      "acme", "business_units.0.id", PATTERN_BU),
     ("bu-id-dotdot", lambda d: bu(d, 0).update(id=".."), "acme", "business_units.0.id", PATTERN_BU),
@@ -425,6 +497,24 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], Any], str, str, str]] = [
 ]
 
 
+def test_custom_metrics_from_defaults_and_tenant(tmp_path: Path) -> None:
+    """A tenant gets the defaults' custom metrics plus its own (SPEC §5.3)."""
+    from bds_metrics.config import load_config
+
+    d = copy.deepcopy(doc())
+    d["defaults"]["custom_metrics"] = [custom()]
+    tenant0(d)["custom_metrics"] = [custom(name="seats_y", sessions="mm_sessions", media=None,
+                                          qualifies="always", enabled="monthly")]
+    tenant0(d)["metrics"] += ["seats_x", "seats_y"]
+    t = load_config(write(tmp_path, dump(d))).tenant("acme")
+    x, y = t.metric("seats_x"), t.metric("seats_y")
+    assert (x.inputs, x.media, x.qualifies, x.enabled_daily, x.builtin) == (
+        ("sm_fact", "handled"), ("VOICE",), "ocs", True, False)
+    assert (y.inputs, y.qualifies, y.groups("daily"), y.groups("monthly")) == (
+        ("mm_sessions", "agent_switch"), "always", (1,), (1, 2))
+    assert (x.channel_type, x.service_class, x.activity_type, x.status) == (14, 91, 5, "SEATS")
+
+
 @pytest.mark.parametrize(
     ("mutate", "tenant", "key", "message"),
     [pytest.param(*case[1:], id=case[0]) for case in INVALID],
@@ -459,7 +549,8 @@ def test_every_missing_key_is_reported(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", [n.upper() for n in BLACKLIST] + [n.title() for n in BLACKLIST]
-                         + [f" {n} " for n in BLACKLIST])
+                         # the long s "ſ" case-folds to "s" (SPEC §6 comparison)
+                         + [n.replace("s", "ſ") for n in BLACKLIST if "s" in n])
 def test_every_blacklisted_name_in_any_case(name: str) -> None:
     d = doc()
     d["tenants"][0]["business_units"][1]["name"] = name
@@ -657,4 +748,286 @@ def test_cli_units_unknown_tenant(tmp_path: Path) -> None:
     assert (p.returncode, p.stdout) == (2, "")  # a command-line mistake (cli docstring)
     assert p.stderr == (
         f"bds units: {path}: no tenant 'initech' (configured: acme, globex)\n"
+    )
+
+
+# ------------------------------------------- values that would silently change a bill (§3)
+
+CTRL = "names and ids must not hold control characters"
+FORMULA = "which a spreadsheet reads as a formula (it is written into billing CSV cells)"
+EMPTY = "is empty: an empty prefix or number matches every number"
+ROOT_HINT = "give an absolute path or a URL such as s3://conn@bucket/prefix"
+RELATIVE = f"is a relative path (files would land in the working directory): {ROOT_HINT}"
+
+# (case id, mutation, key shown, message); every case is in tenant 'acme' of VALID
+SILENT: list[tuple[str, Callable[[dict[str, Any]], Any], str, str]] = [
+    # empty or blank matching entries (an empty prefix matches every number)
+    ("dnis-empty", lambda d: bu(d, 1).update(dnis=[""]), "business_units.1.dnis.0",
+     f"'' {EMPTY}"),
+    ("dnis-blank-second", lambda d: bu(d, 1).update(dnis=["+1800555", "  "]),
+     "business_units.1.dnis.1", f"'  ' {EMPTY}"),
+    ("tfn-prefix-empty", lambda d: tenant0(d).update(tfn_prefixes=["+1800", ""]),
+     "tfn_prefixes.1", f"'' {EMPTY}"),
+    ("tfn-prefix-nbsp", lambda d: tenant0(d).update(tfn_prefixes=["\u00a0"]),
+     "tfn_prefixes.0", f"'\\xa0' {EMPTY}"),
+    ("test-number-empty", lambda d: tenant0(d).update(test_numbers=[""]),
+     "test_numbers.0", f"'' {EMPTY}"),
+    ("tfn-prefix-padded", lambda d: tenant0(d).update(tfn_prefixes=[" +1800"]),
+     "tfn_prefixes.0", "' +1800' has leading or trailing white space"),
+    ("dnis-padded", lambda d: bu(d, 1).update(dnis=["+1800555 "]),
+     "business_units.1.dnis.0", "'+1800555 ' has leading or trailing white space"),
+    # padded names and ids (a BU name " Sales" bills 0)
+    ("bu-name-leading-space", lambda d: bu(d, 0).update(name=" Sales"),
+     "business_units.0.name", "' Sales' has leading or trailing white space"),
+    ("bu-name-trailing-nbsp", lambda d: bu(d, 0).update(name="Sales\u00a0"),
+     "business_units.0.name", "'Sales\\xa0' has leading or trailing white space"),
+    ("bu-name-ideographic-space", lambda d: bu(d, 0).update(name="\u3000Sales"),
+     "business_units.0.name", "'\\u3000Sales' has leading or trailing white space"),
+    ("tenant-name-trailing-space", lambda d: tenant0(d).update(name="Acme Corp "),
+     "name", "'Acme Corp ' has leading or trailing white space"),
+    ("tier1-id-padded", lambda d: tenant0(d).update(tier1={"id": "R100 ", "name": "R"}),
+     "tier1.id", "'R100 ' has leading or trailing white space"),
+    ("region-name-padded", lambda d: tenant0(d)["regions"][0].update(name=" United States"),
+     "regions.0.name", "' United States' has leading or trailing white space"),
+    ("switch-padded", lambda d: loc(d, 0, 0).update(switches=["SIP_East_1", "SIP_East_2 "]),
+     "regions.0.locations.0.switches.1", "'SIP_East_2 ' has leading or trailing white space"),
+    ("switch-empty", lambda d: loc(d, 0, 0).update(switches=["SIP_East_1", ""]),
+     "regions.0.locations.0.switches.1", f"'' {EMPTY}"),
+    ("gvp-conn-padded", lambda d: loc(d, 1, 0).update(gvp={"conn_id": "bds_gvpdb_eu "}),
+     "regions.1.locations.0.gvp.conn_id", "'bds_gvpdb_eu ' has leading or trailing white space"),
+    ("gim-conn-empty", lambda d: tenant0(d).update(gimdb_conn_id=""),
+     "gimdb_conn_id", "'' is empty"),
+    # control characters
+    ("tenant-name-nul", lambda d: tenant0(d).update(name="Acme\0Corp"),
+     "name", f"'Acme\\x00Corp' holds U+0000 (NUL); {CTRL}"),
+    ("tenant-name-tab", lambda d: tenant0(d).update(name="Acme\tCorp"),
+     "name", f"'Acme\\tCorp' holds U+0009 (tab); {CTRL}"),
+    ("tier1-name-leading-tab", lambda d: tenant0(d).update(tier1={"id": "R1", "name": "\tR"}),
+     "tier1.name", f"'\\tR' holds U+0009 (tab); {CTRL}"),
+    ("bu-name-lf", lambda d: bu(d, 0).update(name="Sa\nles"),
+     "business_units.0.name", f"'Sa\\nles' holds U+000A (line feed); {CTRL}"),
+    ("bu-name-trailing-cr", lambda d: bu(d, 0).update(name="Sales\r"),
+     "business_units.0.name", f"'Sales\\r' holds U+000D (carriage return); {CTRL}"),
+    ("region-name-u2028", lambda d: tenant0(d)["regions"][0].update(name="United\u2028States"),
+     "regions.0.name", f"'United\\u2028States' holds U+2028 (line separator); {CTRL}"),
+    ("location-name-u2029", lambda d: loc(d, 0, 0).update(name="US\u2029East"),
+     "regions.0.locations.0.name", f"'US\\u2029East' holds U+2029 (paragraph separator); {CTRL}"),
+    ("bu-name-zero-width-space", lambda d: bu(d, 0).update(name="Sa\u200bles"),
+     "business_units.0.name", f"'Sa\\u200bles' holds U+200B (zero width space); {CTRL}"),
+    ("tenant-name-bidi-override", lambda d: tenant0(d).update(name="Acme \u202eproC"),
+     "name", f"'Acme \\u202eproC' holds U+202E (right-to-left override); {CTRL}"),
+    ("bu-name-bom", lambda d: bu(d, 1).update(name="\ufeffSupport"),
+     "business_units.1.name", f"'\\ufeffSupport' holds U+FEFF (zero width no-break space); {CTRL}"),
+    ("bu-name-escape", lambda d: bu(d, 1).update(name="Sup\x1bport"),
+     "business_units.1.name", f"'Sup\\x1bport' holds U+001B (control character); {CTRL}"),
+    ("bu-name-c1-csi", lambda d: bu(d, 1).update(name="Sup\x9bport"),
+     "business_units.1.name", f"'Sup\\x9bport' holds U+009B (control character); {CTRL}"),
+    ("bu-name-del", lambda d: bu(d, 1).update(name="Sup\x7fport"),
+     "business_units.1.name", f"'Sup\\x7fport' holds U+007F (control character); {CTRL}"),
+    ("switch-nul", lambda d: loc(d, 1, 0).update(switches=["SIP\0Dublin"]),
+     "regions.1.locations.0.switches.0", f"'SIP\\x00Dublin' holds U+0000 (NUL); {CTRL}"),
+    ("test-number-lf", lambda d: tenant0(d).update(test_numbers=["+1555\n"]),
+     "test_numbers.0", f"'+1555\\n' holds U+000A (line feed); {CTRL}"),
+    # a first character a spreadsheet runs as a formula, in values written to CSV cells
+    ("tenant-name-equals", lambda d: tenant0(d).update(name='=HYPERLINK("http://x")'),
+     "name", f"'=HYPERLINK(\"http://x\")' begins with '=', {FORMULA}"),
+    ("tier1-id-plus", lambda d: tenant0(d).update(tier1={"id": "+R100"}),
+     "tier1.id", f"'+R100' begins with '+', {FORMULA}"),
+    ("tier1-name-at", lambda d: tenant0(d).update(tier1={"id": "R1", "name": "@SUM(A1)"}),
+     "tier1.name", f"'@SUM(A1)' begins with '@', {FORMULA}"),
+    ("bu-name-minus", lambda d: bu(d, 0).update(name="-Sales"),
+     "business_units.0.name", f"'-Sales' begins with '-', {FORMULA}"),
+    ("bu-name-equals", lambda d: bu(d, 0).update(name="=Ventas"),
+     "business_units.0.name", f"'=Ventas' begins with '=', {FORMULA}"),
+    ("bu-id-minus", lambda d: bu(d, 1).update(id="-acme_BU_2"),
+     "business_units.1.id", f"'-acme_BU_2' begins with '-', {FORMULA}"),
+    ("region-code-minus", lambda d: tenant0(d)["regions"][1].update(code="-eu"),
+     "regions.1.code", f"'-eu' begins with '-', {FORMULA}"),
+    # Info Mart keys outside the 32-bit `int` columns
+    ("tenant-key-1e20", lambda d: tenant0(d)["gim"].update(tenant_key=10**20),
+     "gim.tenant_key",
+     "100000000000000000000 is outside the Info Mart's int range [-2147483648, 2147483647]"),
+    ("tenant-key-2-31", lambda d: tenant0(d)["gim"].update(tenant_key=2**31),
+     "gim.tenant_key", "2147483648 is outside the Info Mart's int range [-2147483648, 2147483647]"),
+    ("tenant-dbid-below", lambda d: tenant0(d)["gim"].update(tenant_dbid=-(2**31) - 1),
+     "gim.tenant_dbid",
+     "-2147483649 is outside the Info Mart's int range [-2147483648, 2147483647]"),
+    # two BU names equal under the SPEC §6 comparison
+    ("bu-names-nfd-nfc", lambda d: d["tenants"][0].update(business_units=[
+        {"id": "a1", "name": "Atenci\u00f3n"}, {"id": "a2", "name": "Atencio\u0301n"}]),
+     "business_units[].name", SAME_NAME.format("Atenci\u00f3n", "Atencio\u0301n")),
+    ("bu-names-sharp-s", lambda d: d["tenants"][0].update(business_units=[
+        {"id": "a1", "name": "Straße"}, {"id": "a2", "name": "STRASSE"}]),
+     "business_units[].name", SAME_NAME.format("Straße", "STRASSE")),
+    ("bu-names-angstrom", lambda d: d["tenants"][0].update(business_units=[
+        {"id": "a1", "name": "\u00c5sa"}, {"id": "a2", "name": "a\u030asa"}]),
+     "business_units[].name", SAME_NAME.format("\u00c5sa", "a\u030asa")),
+]
+
+
+@pytest.mark.parametrize(("mutate", "key", "message"),
+                         [pytest.param(*c[1:], id=c[0]) for c in SILENT])
+def test_values_that_would_silently_change_a_bill(
+    tmp_path: Path, mutate: Callable[[dict[str, Any]], Any], key: str, message: str
+) -> None:
+    d = copy.deepcopy(doc())
+    mutate(d)
+    path = write(tmp_path, dump(d))
+    assert error_of(path) == f"{path}: tenant 'acme': key {key}: {message}"
+
+
+def test_values_that_look_odd_but_bill_right_are_accepted() -> None:
+    d = doc()
+    t0 = d["tenants"][0]
+    t0["name"] = "Acme  Corp (Zürich) – 2"  # inner double space, dash inside
+    t0["tier1"] = {"id": "R-100", "name": ""}  # '-' inside, empty name
+    t0["gim"] = {"tenant_key": 2**31 - 1, "tenant_dbid": -(2**31)}
+    t0["business_units"] = [
+        {"id": "acme_BU_1", "name": "Sales  Team"},
+        {"id": "acme_BU_2", "name": "مبیعات\u200cها"},  # ZWNJ: Persian needs it
+        {"id": "acme_BU_3", "name": "Team \U0001f468\u200d\U0001f4bb"},  # ZWJ emoji
+        {"id": "acme_BU_4", "name": "İstanbul"},  # ≠ "istanbul": casefold is not Turkish
+        {"id": "acme_BU_5", "name": "istanbul"},
+        {"id": "acme_BU_6", "name": "Atención"},  # ≠ "Atencion": accents count
+        {"id": "acme_BU_7", "name": "Atencion"},
+    ]
+    t = parse_config(dump(d), "x.yaml").tenant("acme")
+    assert t.name == "Acme  Corp (Zürich) – 2"
+    assert (t.tier1_id, t.tier1_name) == ("R-100", "")
+    assert (t.tenant_key, t.tenant_dbid) == (2**31 - 1, -(2**31))
+    assert [b.name for b in t.business_units][:2] == ["Sales  Team", "مبیعات\u200cها"]
+
+
+def test_padded_blacklisted_name_is_refused_for_its_white_space() -> None:
+    d = doc()
+    bu(d, 1)["name"] = " agents "
+    with pytest.raises(ConfigError) as ei:
+        parse_config(dump(d), "x.yaml")
+    assert str(ei.value) == ("x.yaml: tenant 'acme': key business_units.1.name: "
+                             "' agents ' has leading or trailing white space")
+
+
+# An unquoted YAML scalar that is not text where text is expected: the message says to
+# quote it (the text as written, not Python's reading of it). Raw YAML, not `dump`.
+UNQUOTED = [
+    ("    name: Acme Corp ", "    name: no", "name", "no", "the boolean false"),
+    ("    name: Acme Corp ", "    name: On", "name", "On", "the boolean true"),
+    ("    name: Acme Corp ", "    name: 007", "name", "007", "the number 7"),
+    ("    name: Acme Corp ", "    name: 0x1F", "name", "0x1F", "the number 31"),
+    ("    name: Acme Corp ", "    name: 1.0e+3", "name", "1.0e+3", "the number 1000.0"),
+    ("    name: Acme Corp ", "    name: 12:30", "name", "12:30", "the number 750"),
+    ("    name: Acme Corp ", "    name: 2026-01-01", "name", "2026-01-01", "a date"),
+    ("    name: Acme Corp ", "    name: 2026-01-01 10:00:00", "name", "2026-01-01 10:00:00",
+     "a timestamp"),
+    ("    name: Acme Corp ", "    name: null", "name", "null", "null (no value)"),
+    ('tier1: {id: "R100"', "tier1: {id: 0100", "tier1.id", "0100", "the number 64"),
+    ('name: "Reseller One"}', "name: off}", "tier1.name", "off", "the boolean false"),
+    ("{id: acme_BU_1, name: Sales}", "{id: acme_BU_1, name: yes}",
+     "business_units.0.name", "yes", "the boolean true"),
+    ('dnis: ["+1800555", "+1877555"]', 'dnis: [+1800555, "+1877555"]',
+     "business_units.1.dnis.0", "+1800555", "the number 1800555"),
+    ('test_numbers: ["+15550000000"]', "test_numbers: [0x1F]", "test_numbers.0", "0x1F",
+     "the number 31"),
+    ("switches: [SIP_Dublin]", "switches: [SIP_Dublin, 1_000]",
+     "regions.1.locations.0.switches.1", "1_000", "the number 1000"),
+    ("      - code: eu\n", "      - code: 1e3\n", None, None, None),  # `1e3` is text in YAML 1.1
+]
+
+
+@pytest.mark.parametrize(("old", "new", "key", "text", "what"), UNQUOTED,
+                         ids=[f"{c[2]}={c[3]}" for c in UNQUOTED])
+def test_unquoted_yaml_value_that_is_not_text_says_quote_it(
+    tmp_path: Path, old: str, new: str, key: str | None, text: str | None, what: str | None
+) -> None:
+    assert old.rstrip(" ") in VALID, old
+    path = write(tmp_path, VALID.replace(old.rstrip(" "), new.rstrip(" "), 1))
+    if key is None:
+        assert load_config(path).tenant("acme").regions[1].code == "1e3"
+        return
+    assert error_of(path) == (
+        f"{path}: tenant 'acme': key {key}: Input should be a valid string: "
+        f'YAML reads the unquoted {text} as {what}; quote it: "{text}"'
+    )
+
+
+def test_unquoted_value_through_a_merge_key_is_found(tmp_path: Path) -> None:
+    text = VALID.replace("    name: Acme Corp", "    <<: {name: no}", 1)
+    path = write(tmp_path, text)
+    assert error_of(path) == f"{path}: " + (
+        "tenant 'acme': key name: Input should be a valid string: "
+        'YAML reads the unquoted no as the boolean false; quote it: "no"')
+
+
+def test_integer_key_written_as_1e3_says_write_digits(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID.replace("tenant_key: 101", "tenant_key: 1e3", 1))
+    assert error_of(path) == (
+        f"{path}: tenant 'acme': key gim.tenant_key: Input should be a valid integer: "
+        "YAML reads the unquoted 1e3 as text; write the number in digits")
+
+
+def test_quoted_numbers_and_words_are_text(tmp_path: Path) -> None:
+    text = (VALID.replace("    name: Acme Corp", '    name: "no"', 1)
+            .replace('tier1: {id: "R100"', "tier1: {id: '007'", 1))
+    t = load_config(write(tmp_path, text)).tenant("acme")
+    assert (t.name, t.tier1_id) == ("no", "007")
+
+
+@pytest.mark.parametrize(("root", "env", "message"), [
+    ("", {}, f"'' is empty: {ROOT_HINT}"),
+    ("out", {}, f"'out' {RELATIVE}"),
+    (".", {}, f"'.' {RELATIVE}"),
+    ("s3:/bucket/x", {}, f"'s3:/bucket/x' {RELATIVE}"),
+    ("file://rel/out", {}, f"'file://rel/out' {RELATIVE}"),
+    ("s3://", {}, f"'s3://' is not a URL (scheme://bucket/prefix): {ROOT_HINT}"),
+    ("://bucket", {}, f"'://bucket' is not a URL (scheme://bucket/prefix): {ROOT_HINT}"),
+    ("${BDS_T_REL}/out", {"BDS_T_REL": "rel"},
+     f"'${{BDS_T_REL}}/out' (expanded: 'rel/out') {RELATIVE}"),
+    ("${BDS_T_EMPTY}/out", {"BDS_T_EMPTY": ""}, "environment variable ${BDS_T_EMPTY} is empty"),
+    ("$BDS_T_UNSET/out", {}, "environment variable $BDS_T_UNSET is not set"),
+    ("/srv/out ", {}, "'/srv/out ' has leading or trailing white space"),
+    ("/srv/\nout", {}, f"'/srv/\\nout' holds U+000A (line feed); {CTRL}"),
+])
+@pytest.mark.parametrize("key", ["output_root", "staging_root"])
+def test_roots_that_put_files_where_nobody_looks(
+    monkeypatch: pytest.MonkeyPatch, key: str, root: str, env: dict[str, str], message: str
+) -> None:
+    monkeypatch.delenv("BDS_T_UNSET", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    d = doc()
+    d["tenants"][0][key] = root
+    with pytest.raises(ConfigError) as ei:
+        parse_config(dump(d), "x.yaml")
+    assert str(ei.value) == f"x.yaml: tenant 'acme': key {key}: {message}"
+    d = doc()  # from `defaults`: named as such, and the first tenant taking it is named
+    d["defaults"][key] = root
+    d["tenants"][0].pop(key, None)
+    with pytest.raises(ConfigError) as ei:
+        parse_config(dump(d), "x.yaml")
+    assert str(ei.value) == f"x.yaml: tenant 'acme': key defaults.{key}: {message}"
+
+
+@pytest.mark.parametrize(("root", "expected"), [
+    ("/abs/out", "/abs/out"),
+    ("s3://aws_bds@bucket/prefix", "s3://aws_bds@bucket/prefix"),
+    ("gs://bucket", "gs://bucket"),
+    ("file:///abs/out", "file:///abs/out"),
+    ("~/out", os.path.expanduser("~/out")),
+    ("${BDS_T_ABS}/out", "/data/bds/out"),
+])
+def test_valid_roots(monkeypatch: pytest.MonkeyPatch, root: str, expected: str) -> None:
+    monkeypatch.setenv("BDS_T_ABS", "/data/bds")
+    d = doc()
+    d["defaults"]["output_root"] = root
+    assert parse_config(dump(d), "x.yaml").tenant("globex").output_root == expected
+
+
+def test_cli_config_validate_names_a_formula_name_and_exits_1(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID.replace("name: Sales}", 'name: "=Sales"}', 1))
+    p = bds("config", "validate", env=cli_env(tmp_path, path))
+    assert (p.returncode, p.stdout) == (1, "")
+    assert p.stderr == (
+        "bds: configuration error:\n"
+        f"{path}: tenant 'acme': key business_units.0.name: '=Sales' begins with '=', "
+        f"{FORMULA}\n"
     )

@@ -84,6 +84,30 @@ def test_task_groups_and_tasks(bag):
     assert "compute.gvp_ports" not in globex.task_ids
 
 
+def test_the_dag_is_the_day_plan_one_operator_class_per_kind(bag):
+    """build_dag turns plan.day_plan into tasks (what pipeline.run_day walks): every
+    step is a task of its kind's class, upstream of it exactly the steps it reads."""
+    from bds_metrics.config import load_config
+    from bds_metrics.plan import day_plan, leaves
+
+    cfg = load_config()
+    for tenant in ("acme", "globex"):
+        t = cfg.tenant(tenant)
+        dag = bag.get_dag(f"bds_{tenant}")
+        plan = day_plan(t)
+        assert set(dag.task_ids) == {"wait_settled"} | {st.task_id for st in plan}
+        for st in plan:
+            task = dag.get_task(st.task_id)
+            assert type(task).__name__ == f"Bds{st.kind.capitalize()}Operator", st.task_id
+            want = set(leaves(st.inputs)) | ({"wait_settled"} if st.kind == "extract" else set())
+            assert task.upstream_task_ids == want, st.task_id
+            assert (task.max_active_tis_per_dag == 1) == st.serial
+    kinds = {type(task).__name__ for task in bag.get_dag("bds_acme").tasks}
+    assert kinds == {"ReadinessSensor", "BdsExtractOperator", "BdsDeriveOperator",
+                     "BdsAttributeOperator", "BdsComputeOperator", "BdsEmitOperator",
+                     "BdsMonthlyOperator"}
+
+
 def test_retries_with_exponential_backoff(bag):
     t = bag.get_dag("bds_acme").get_task("extract.sm_fact")
     assert t.retries == 4 and t.retry_exponential_backoff
@@ -92,9 +116,22 @@ def test_retries_with_exponential_backoff(bag):
     assert month.max_active_tis_per_dag == 1
 
 
-def test_sensor_reschedules(bag):
-    s = bag.get_dag("bds_acme").get_task("wait_settled")
-    assert s.mode == "reschedule"
+def test_readiness_starts_in_the_triggerer_and_extracts_queue_in_their_pool(bag):
+    """SPEC §8: the wait holds no worker slot (the scheduler hands it straight to the
+    triggerer, as the serialized DAG the scheduler reads says); extracts run in the pool
+    of their connection; every other task has an execution timeout."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = DagSerialization.from_dict(DagSerialization.to_dict(bag.get_dag("bds_acme")))
+    s = dag.get_task("wait_settled")
+    assert s.start_from_trigger is True
+    assert s.start_trigger_args.trigger_cls == "bds_airflow.readiness.ReadinessTrigger"
+    assert s.start_trigger_args.next_method == "execute_complete"
+    assert s.execution_timeout is None and s.retries == 0
+    ex = dag.get_task("extract.sm_fact")
+    assert ex.pool == "bds_bds_gimdb"
+    assert ex.execution_timeout.total_seconds() == 7200
+    assert dag.get_task("compute.seats_chat").pool == "default_pool"
 
 
 def test_parsing_imports_no_pandas_and_opens_no_database(tmp_path):
@@ -125,7 +162,7 @@ def test_bad_config_is_an_import_error_with_one_clear_message(tmp_path, monkeypa
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(DAGS))
-    assert bag.dag_ids == ["bds_billing_days"]  # reads the config only when it runs
+    assert bag.dag_ids == ["bds_billing_days"]  # reads BDS_CONFIG only when its task runs
     # every part file says the same thing: no DAG file stays up with the old DAGs
     assert sorted(bag.import_errors) == [str(f) for f in DAG_FILES]
     for err in bag.import_errors.values():

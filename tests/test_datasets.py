@@ -187,7 +187,8 @@ def test_gvp_sources_are_read_at_once_in_source_order(tmp_path, new_db):
            base=False)
     insert(small, {"gvp_cdr": [(1, "S1", "p", D0 + 5, D0 + 65), (7, "S7", "p", D0, D0 + 1)]},
            base=False)
-    t = SimpleNamespace(gvp_sources=lambda: [("gvp_us", "us1"), ("gvp_eu", "eu1")])
+    t = SimpleNamespace(gvp_sources=lambda: [("gvp_us", "us1"), ("gvp_eu", "eu1")],
+                        statement_timeout_seconds=60)
     dsns = {"gvp_us": big, "gvp_eu": small}
     sql, params = datasets.bind("gvp_cdrs", VALUES)
     path = str(tmp_path / "gvp.parquet")

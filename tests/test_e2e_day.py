@@ -58,3 +58,24 @@ def test_day_through_the_dag_matches_hand_worked_files(tenant_env):
     (folder / "acme_seats_chat_20260308.csv").write_text("x")
     checked, problems = verify_tenant(t)
     assert checked == 1 and len(problems) == 1 and "acme_seats_chat_20260308.csv" in problems[0]
+
+
+def test_voice_email_sms_day_through_the_dag(tmp_path, new_db, monkeypatch):
+    """SPEC §5.3 built-ins (inbound voice, e-mail, SMS) with a business unit, through the
+    real DAG, against the hand-worked files of tests/cases.py (VOX_*)."""
+    import json
+
+    from bds_airflow.runner import run_days
+    from tests.cases import VOX_CONFIG, VOX_DAY, VOX_EXPECTED, VOX_ROWS
+
+    t, root = setup_case(tmp_path, new_db, monkeypatch, rows=VOX_ROWS, config=VOX_CONFIG,
+                         tenant="vox")
+    lines: list[str] = []
+    assert run_days(t, VOX_DAY, VOX_DAY, echo=lines.append) == 0, lines
+    folder = root / "out" / "vox" / "daily" / "2026-03-10"
+    files = _read(folder)
+    assert sorted(files) == sorted([*VOX_EXPECTED, "manifest.json"])
+    for name, text in VOX_EXPECTED.items():
+        assert files[name].decode() == text, name
+    manifest = json.loads(files["manifest.json"])
+    assert manifest["rejected"] == {} and manifest["fallbacks"] == {}

@@ -143,6 +143,7 @@ versions = [
 print("ready", flush=True)
 for n in itertools.count():
     publish(t, p, Bundle(files=versions[n % 2]))
+    print("published", flush=True)
     time.sleep(0.05)  # a published period stays a while, as between two runs
 """
 
@@ -174,7 +175,12 @@ tenants:
         proc = subprocess.Popen([sys.executable, str(script), str(cfg)], stdout=subprocess.PIPE,
                                 cwd=str(Path(__file__).resolve().parents[1]))
         assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(rng.uniform(0.0, 0.25))
+        # one whole publication first (its length measured: a loaded machine is slower),
+        # then a kill at a random moment of the publications that follow
+        t0 = time.monotonic()
+        assert proc.stdout.readline().strip() == b"published"
+        spell = time.monotonic() - t0
+        time.sleep(rng.uniform(0.0, 2.5 * spell + 0.05))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         manifests_checked += _assert_importer_safe(folder, valid)
@@ -197,6 +203,8 @@ def _assert_importer_safe(folder: Path, valid: dict[str, set[bytes]]) -> int:
     for f in folder.iterdir():
         if f.name.startswith(".tmp-"):
             continue  # hidden temp names of interrupted writes: never an importer's file
+        if f.name.startswith("corrections_"):
+            continue  # each version's corrections: checked through the manifest below
         if f.name == "manifest.json":
             doc = json.loads(f.read_bytes())  # parses: never truncated
             for entry in doc["files"]:

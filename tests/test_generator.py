@@ -98,9 +98,13 @@ def test_tables_are_filled_and_counted(demo: tuple[Scratch, dict[str, int]]) -> 
         (n,) = _one(s.gim, f"SELECT count(*) FROM {table}")
         assert n > 0, table
         assert n == counts[table], table
-    assert _one(s.gim, "SELECT count(*) FROM media_type")[0] == 3
+    assert _one(s.gim, "SELECT count(*) FROM media_type")[0] == 4
+    # the ETL's audit: one transaction per 15 minutes, marks rising to "now"
+    (n, lo, hi, steps) = _one(s.gim, "SELECT count(*), min(max_chunk_ts), max(max_chunk_ts), "
+                              "count(DISTINCT max_chunk_ts) FROM ctl_audit_log")
+    assert n == counts["ctl_audit_log"] == steps == (hi - lo) // 900 + 1
     assert _all(s.gim, "SELECT media_name, media_name_code FROM media_type ORDER BY 1") == [
-        ("Chat", "CHAT"), ("Email", "EMAIL"), ("Voice", "VOICE")]
+        ("Chat", "CHAT"), ("Email", "EMAIL"), ("SMS", "SMS"), ("Voice", "VOICE")]
     assert {r[0] for r in _all(s.gim, "SELECT interaction_type_code FROM interaction_type")} == {
         "INBOUND", "OUTBOUND", "INTERNAL"}
     us = _one(s.gvp, "SELECT count(*) FROM gvp_cdr")[0]

@@ -42,6 +42,9 @@ FIRST_KEY = 1_000_000
 """Generated fact keys start above this; the fixed edge rows use ``tenant_key*1000+k``."""
 
 ITYPE = {"INBOUND": 1, "OUTBOUND": 2, "INTERNAL": 3}
+# MEDIA_TYPE rows (key = position from 1): voice, chat and e-mail, and SMS for seats_sms.
+MEDIA_TYPES = (("Voice", "VOICE"), ("Chat", "CHAT"), ("Email", "EMAIL"), ("SMS", "SMS"))
+SMS = 4
 TEST_NUMBER = "+15550000000"
 EPOCH = date(1970, 1, 1)
 HOUR = 3600
@@ -905,6 +908,20 @@ def _activity(ctx: _Ctx, s: Arrays, rng: np.random.Generator) -> dict[str, Array
                       dst, st - rng.integers(*back, k), st + hd)
         add_irf(loc, _resource(ag, am, st), mk, st, st + hd, tk)
 
+    # SMS (seats_sms, SPEC §5.3) inside the chat sessions: agents who chat also answer
+    # texts. A stream derived from (not drawn from) the block's one, so every row above
+    # and below is the one the demo had before SMS existed.
+    srng = np.random.default_rng([rng.bit_generator.state["state"]["state"] % 2**63, SMS])
+    sel = np.flatnonzero(media == 2)
+    row2, _, _ = _spread(srng, s["start"][sel], dur[sel], np.full(len(sel), 1.5 * ctx.scale))
+    k = len(row2)
+    st = s["start"][sel][row2] + (srng.random(k) * dur[sel][row2]).astype(np.int64)
+    hd = np.clip(srng.lognormal(np.log(240), 0.7, k).astype(np.int64), 20, HOUR)
+    src = np.strings.add(b"+1555", srng.integers(1_000_000, 9_999_999, k).astype("S7"))
+    loc = add_ixn(SMS, 1, _hex(srng, k, 8), src, np.full(k, b"72345"),
+                  st - srng.integers(5, 300, k), st + hd)
+    add_irf(loc, _resource(ag, a[sel][row2], st), SMS, st, st + hd, hd)
+
     # multimedia login sessions (GIDB_G_LOGIN_SESSION_MM), on their owning rows
     own = np.flatnonzero(s["mm_s"] != NULL)
     k = len(own)
@@ -1253,8 +1270,7 @@ def generate(
                     redo.append((dsn, _drop_indexes(conn, table)))
         try:
             with gim.transaction():
-                for k, (name, code) in enumerate((("Voice", "VOICE"), ("Chat", "CHAT"),
-                                                  ("Email", "EMAIL")), start=1):
+                for k, (name, code) in enumerate(MEDIA_TYPES, start=1):
                     gim.execute("INSERT INTO media_type VALUES (%s, %s, %s) "
                                 "ON CONFLICT DO NOTHING", (k, name, code))
                 for code, k in ITYPE.items():
@@ -1265,6 +1281,7 @@ def generate(
                              first_day=first_day, days=days, gen_first=gen_first, after=after,
                              now=now, agents=agents_per_tenant, per_day=sessions_per_day,
                              scale=scale)
+            counts["ctl_audit_log"] = _etl_audit(gim, gen_first, now)
         finally:
             for dsn, stmts in redo:
                 with psycopg.connect(dsn, autocommit=True) as conn:
@@ -1275,6 +1292,22 @@ def generate(
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(f"ANALYZE {table}")
     return counts
+
+
+def _etl_audit(gim: psycopg.Connection[Any], first: date, now: int) -> int:
+    """CTL_AUDIT_LOG as an ETL running every 15 minutes writes it (SPEC §2.1): one
+    transaction per run, each covering source data up to its start, committed two
+    minutes later; the last mark is the moment of "extraction" (`now`), past the end of
+    every generated billing day, so readiness (SPEC §8) lets them all bill."""
+    start = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp())
+    cur = gim.execute(
+        "INSERT INTO ctl_audit_log (audit_key, job_id, max_chunk_ts, created_ts) "
+        "SELECT coalesce((SELECT max(audit_key) FROM ctl_audit_log), 0) + g.n, "
+        "'demo_etl_15min', g.ts, g.ts + 120 "
+        "FROM (SELECT row_number() OVER (ORDER BY ts) AS n, ts "
+        "      FROM generate_series(%s::bigint, %s::bigint, 900) AS ts) AS g",
+        (start, now))
+    return cur.rowcount
 
 
 def _pilot_rate(t: _Tenant, seed: int, first_day: date) -> float:

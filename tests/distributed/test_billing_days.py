@@ -262,19 +262,23 @@ def test_manual_triggers_name_the_billing_day_and_catch_up_skips_it(env):
     got = {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix == ".csv"}
     assert got == _reference(env, nyc, d_nyc)
 
-    # `bds run` of the manual day against the scheduler's metadata DB: re-runs it in
-    # place; the next day's (scheduled) run is untouched
+    # `bds run` of the day before the manual one, against the scheduler's metadata DB:
+    # re-runs that day's scheduled run in place; the next day's (manual) run is untouched
+    d_run = nyc.production_date
     before = {r["dag_run_id"]: r for r in _runs(cluster, "bds_nyc")}
-    nxt = next(r for r in before.values() if _day_of(r, nyc.timezone) == d_nyc +
-               dt.timedelta(days=1))
+    nxt = next(r for r in before.values() if _day_of(r, nyc.timezone) == d_nyc)
+    mine = next(r for r in before.values() if _day_of(r, nyc.timezone) == d_run)
+    assert d_nyc == d_run + dt.timedelta(days=1) and mine["run_type"] == "scheduled"
     proc = subprocess.run([str(Path(sys.executable).with_name("bds")), "run", "-t", "nyc",
-                           "--from", d_nyc.isoformat()], env=cluster.env(),
-                          capture_output=True, text=True, timeout=400)
+                           "--from", d_run.isoformat()], env=cluster.env(),
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"nyc {d_nyc.isoformat()} ok" in proc.stdout, proc.stdout
+    assert f"nyc {d_run.isoformat()} ok" in proc.stdout, proc.stdout
     after = {r["dag_run_id"]: r for r in _runs(cluster, "bds_nyc")}
     assert sorted(after) == sorted(before)  # no run created, deleted or renamed
     assert after[nxt["dag_run_id"]] == nxt
+    assert after[mine["dag_run_id"]]["state"] == "success"
+    assert after[mine["dag_run_id"]]["run_type"] == "scheduled"
     assert got == {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix == ".csv"}
 
 

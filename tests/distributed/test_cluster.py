@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import datetime as dt
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -171,6 +172,9 @@ def env(tmp_path_factory, pg) -> Iterator[dict]:
         cluster.start_s3()
         cluster.start_redis()
         cluster.finish_metadata_db()
+        # the extracts' pools (bds_<conn_id>), as docker-compose's airflow-init makes them
+        subprocess.run([str(Path(sys.executable).with_name("bds")), "pools"],
+                       env=cluster.env(), check=True, capture_output=True, timeout=300)
         cluster.start_airflow()
         cluster.mark("airflow started")
 

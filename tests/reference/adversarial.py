@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import os
 import random
+import unicodedata
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -84,6 +85,7 @@ FEATURES = [
     "business_units",
     "nested_bu_folders",
     "folder_name_other_case",
+    "folder_name_nfd_padded",
     "folder_cycle",
     "folder_missing_parent",
     "agent_without_person",
@@ -120,6 +122,12 @@ FEATURES = [
     "name_quote",
     "name_non_ascii",
     "tier1",
+    # SPEC §5.3 metrics
+    "sms_media",
+    "email_handled_in_login_session",
+    "new_builtin_metrics",
+    "custom_metric_in_defaults",
+    "custom_metric_in_tenant",
 ]
 
 TENANT_NAMES = [
@@ -393,7 +401,8 @@ def make_case(seed: int) -> Case:
     folder(1, "Persons", None)
     folder(2, bu_names[0].upper(), 1)  # BU name in another case
     folder(3, "Team A", 2)
-    folder(4, bu_names[1], 1)
+    # decomposed (NFD), with outer white space: equal to the BU name under SPEC §6
+    folder(4, "\u3000" + unicodedata.normalize("NFD", bu_names[1]) + " ", 1)
     folder(5, bu_names[0].lower(), 4)  # nested: path Persons/BU2/bu1 -> BU2 first
     folder(6, "Loop one", 7)  # cycle 6 <-> 7
     folder(7, bu_names[0], 6)
@@ -408,7 +417,7 @@ def make_case(seed: int) -> Case:
         1: None,
         2: "folder_name_other_case",
         3: "folder_name_other_case",
-        4: None,
+        4: "folder_name_nfd_padded",
         5: "nested_bu_folders",
         6: "folder_cycle",
         7: "folder_cycle",
@@ -1066,6 +1075,8 @@ def make_case(seed: int) -> Case:
         first.append(dict(row, callid=rng.choice([None, "", "A", "zzz"])))
         b.feature("duplicate_cdr_id")
 
+    _spec_53(b, seed, tenant, defaults, agent_keys, tdb, mm, handled_row, t_after)
+
     return Case(
         seed=seed,
         day=day,
@@ -1075,6 +1086,68 @@ def make_case(seed: int) -> Case:
         gvp_rows=gvp_rows,
         features=b.features,
     )
+
+
+# SPEC §5.3 seat metrics: custom metric entries a case may define (codes are arbitrary).
+CUSTOM_METRICS = [
+    {"name": "seats_voice_handled", "sessions": "sm_fact", "media": ["VOICE"],
+     "qualifies": {"handled_media": "VOICE"}, "enabled": "monthly",
+     "channel_type": 14, "service_class": 91, "activity_type": 5, "status": "AGENT_SEATS"},
+    {"name": "seats_mm_any", "sessions": "mm_sessions", "qualifies": "always",
+     "enabled": "daily", "channel_type": 0, "service_class": 92, "activity_type": 7,
+     "status": "LOGINS"},
+    {"name": "seats_chat_email_ocs", "sessions": "sm_fact", "media": ["CHAT", "EMAIL"],
+     "qualifies": {"ocs": True}, "enabled": "daily", "channel_type": 15,
+     "service_class": 93, "activity_type": 5, "status": "AGENT_SEATS"},
+]
+NEW_BUILTINS = ["seats_inbound_voice", "seats_email", "seats_sms"]
+
+
+def _spec_53(b, seed, tenant, defaults, agent_keys, tdb, mm, handled_row, t_after):
+    """E-mail and SMS interactions inside login sessions, the SPEC §5.3 built-ins and
+    custom metrics. A second random stream: the rows made above stay those the earlier
+    seeds had (this runs after every other use of the case's stream)."""
+    rng = random.Random(seed * 1_000_003 + 53)
+    b.rows["media_type"] += [
+        {"media_type_key": 6, "media_name": "Sms", "media_name_code": "SMS"},
+        {"media_type_key": 7, "media_name": "sms", "media_name_code": None},  # name only
+    ]
+    sms_keys, email_key = [6, 7], 3
+    for sess in list(mm):
+        aid, s, e = sess["agentid"], sess["created_ts"], sess["terminated_ts"]
+        keys = agent_keys.get(aid) if aid is not None else None
+        if not keys or sess["tenantid"] != tdb:
+            continue
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            where = rng.choice(["start", "end", "inside", "inside", "after"])
+            hi = (e if e is not None else s + 86400) - 1
+            if where == "start":
+                t = s
+            elif where == "end":
+                if e is None:
+                    continue
+                t = e
+            elif where == "inside":
+                if hi < s:
+                    continue
+                t = rng.randint(s, min(hi, s + 4 * 3600))
+            else:
+                t = t_after()
+            media_key = rng.choice([*sms_keys, email_key])
+            b.feature("sms_media" if media_key in sms_keys else "email_handled_in_login_session")
+            handled_row(rng.choice(keys), t, media_key)
+    metrics = tenant["metrics"]
+    for m in NEW_BUILTINS:
+        if rng.random() < 0.6:
+            metrics.insert(rng.randint(0, len(metrics)), m)
+            b.feature("new_builtin_metrics")
+    for c in rng.sample(CUSTOM_METRICS, rng.choice([0, 1, 1, 2])):
+        where = rng.choice(["defaults", "tenant"])
+        holder = defaults if where == "defaults" else tenant
+        holder.setdefault("custom_metrics", []).append(dict(c))
+        b.feature(f"custom_metric_in_{where}")
+        if where == "tenant" or rng.random() < 0.8:  # defaults' entries need not be billed
+            metrics.insert(rng.randint(0, len(metrics)), c["name"])
 
 
 # ------------------------------------------------------------------------- loading

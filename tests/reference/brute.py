@@ -81,12 +81,23 @@ literal reading of SPEC was taken each time):
      sharing a key, the one that sorts first by the dataset's columns in the order SPEC
      §4's table lists them (nulls last, text by code point) is kept; each other is
      counted `rejected.<dataset>.duplicate_key`. The kept row then meets the other rules.
+ R20. SPEC §5.3's new built-ins (seats_inbound_voice, seats_email, seats_sms) have codes
+     that SPEC does not give ("provisional codes live in the registry"): only those codes
+     are read, as data, from the registry file bds_metrics/catalog.yaml (`metrics.<name>`:
+     channel_type, service_class, activity_type, status). Their semantics are SPEC §5.3's
+     table, written here: inbound voice = every sm_fact VOICE session; email / SMS =
+     login sessions with a `handled` row of media EMAIL / SMS inside, like seats_chat.
+ R21. custom_metrics (SPEC §5.3) are read from defaults and the tenant; their codes are
+     the entry's. `media` filters sm_fact sessions by the dataset's media name (R8's
+     upper-cased name compared exactly); `qualifies: {ocs: true}` is R18's rule;
+     `{handled_media: M}` asks a handled row of media M inside the session.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import unicodedata
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -101,6 +112,51 @@ CATALOG = {
     "gvp_minutes": (1, 31, 12, "MINUTES", "minutes", False),
 }
 GVP_METRICS = ("gvp_ports", "gvp_minutes")
+
+# SPEC §5.1 / §5.3 seat metrics: name -> (sessions, media or None, qualifies, enabled daily?)
+# qualifies: "always" | ("handled_media", MEDIA) | ("ocs",)
+SEATS = {
+    "seats_chat": ("mm_sessions", None, ("handled_media", "CHAT"), True),
+    "seats_outbound": ("sm_fact", ["VOICE"], ("ocs",), False),
+    "seats_inbound_voice": ("sm_fact", ["VOICE"], "always", True),
+    "seats_email": ("mm_sessions", None, ("handled_media", "EMAIL"), True),
+    "seats_sms": ("mm_sessions", None, ("handled_media", "SMS"), True),
+}
+
+
+def _provisional_codes() -> None:
+    """R20: the codes SPEC leaves to the registry, read from its data file."""
+    import pathlib
+
+    import yaml
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "bds_metrics" / "catalog.yaml"
+    entries = yaml.safe_load(path.read_text(encoding="utf-8"))["metrics"]
+    for name in ("seats_inbound_voice", "seats_email", "seats_sms"):
+        e = entries[name]
+        CATALOG[name] = (e["channel_type"], e["service_class"], e["activity_type"],
+                         e["status"], "seat", SEATS[name][3])
+
+
+_provisional_codes()
+
+
+def tenant_metrics(tenant, defaults):
+    """(CATALOG, SEATS) with the tenant's custom metrics (defaults' and its own) added."""
+    catalog, seats = dict(CATALOG), dict(SEATS)
+    for c in list(defaults.get("custom_metrics") or []) + list(tenant.get("custom_metrics") or []):
+        q = c["qualifies"]
+        if q == "always":
+            rule = "always"
+        elif "ocs" in q:
+            rule = ("ocs",)
+        else:
+            rule = ("handled_media", q["handled_media"])
+        daily = c["enabled"] == "daily"
+        seats[c["name"]] = (c["sessions"], c.get("media"), rule, daily)
+        catalog[c["name"]] = (c["channel_type"], c["service_class"], c["activity_type"],
+                              c["status"], "seat", daily)
+    return catalog, seats
 
 BILLING_HEADER = (
     "RecordDate,Tier1AccountID,Tier1AccountName,Tier2AccountID,Tier2AccountName,"
@@ -563,9 +619,16 @@ def agent_bu(agent_id, data, tenant):
         if name is None:
             continue
         for bu in business_units(tenant):
-            if name.lower() == str(bu["name"]).lower():
+            if same_name(name, str(bu["name"])):
                 return bu["id"], None
     return default, None
+
+
+def same_name(a, b):
+    """SPEC §6: NFC, outer white space removed, case-folded, on both sides."""
+    def key(s):
+        return unicodedata.normalize("NFC", unicodedata.normalize("NFC", s).strip().casefold())
+    return key(a) == key(b)
 
 
 def dnis_bu(dnis, tenant):
@@ -620,22 +683,29 @@ def handled_inside(h, start, end, day_end):
     return end is None or t < end
 
 
-def qualifying_seat_sessions(metric, data, tenant):
-    """[(agent_id, clipped start, clipped end, region code)] of one seat metric."""
+def qualifying_seat_sessions(seat, data, tenant):
+    """[(agent_id, clipped start, clipped end, region code)] of one seat metric.
+
+    seat: (sessions, media, qualifies, enabled daily) of SEATS (SPEC §5.1, §5.3)."""
     day_start, day_end = data["day_start"], data["day_end"]
-    if metric == "seats_chat":
+    sessions, media, rule, _daily = seat
+    if sessions == "mm_sessions":
         raw = []
         for s in data["mm_sessions"]:
             switch = data["agent_switch"].get(s["agent_id"])
             raw.append((s, switch))
-        wanted = [h for h in data["handled"] if h["media"] == "CHAT"]
     else:
-        raw = [(s, s["switch_name"]) for s in data["sm_fact"] if s["media"] == "VOICE"]
+        raw = [(s, s["switch_name"]) for s in data["sm_fact"] if s["media"] in media]
+    if rule == "always":
+        wanted = None
+    elif rule[0] == "ocs":
         wanted = [h for h in data["handled"] if h["ocs"]]
+    else:
+        wanted = [h for h in data["handled"] if h["media"] == rule[1]]
 
     out = []
     for s, switch in raw:
-        qualifies = any(
+        qualifies = wanted is None or any(
             h["agent_id"] == s["agent_id"]
             and handled_inside(h, s["start_ts"], s["end_ts"], day_end)
             for h in wanted
@@ -715,15 +785,15 @@ def scopes(tenant):
     return out
 
 
-def metric_rows(metric, data, tenant, agent_bus, cdr_bus):
+def metric_rows(metric, data, tenant, agent_bus, cdr_bus, catalog, seats):
     """{scope id: [(region, agent group, value, first, last, agent ids string)]}."""
-    kind = CATALOG[metric][4]
-    enabled_daily = CATALOG[metric][5]
+    kind = catalog[metric][4]
+    enabled_daily = catalog[metric][5]
     day_start, day_end = data["day_start"], data["day_end"]
     regions = [r["code"] for r in tenant.get("regions") or []]
     result = {}
     if kind == "seat":
-        sessions = qualifying_seat_sessions(metric, data, tenant)
+        sessions = qualifying_seat_sessions(seats[metric], data, tenant)
     else:
         cdrs = clipped_cdrs(data, tenant)
     for scope_id, _name in scopes(tenant):
@@ -800,7 +870,9 @@ def compute(gim_dsn, gvp_dsns, tenant, defaults, day):
             add_count(fallbacks, reason)
 
     metrics = list(tenant.get("metrics") or [])
-    per_metric = {m: metric_rows(m, data, tenant, agent_bus, cdr_bus) for m in metrics}
+    catalog, seats = tenant_metrics(tenant, defaults)
+    per_metric = {m: metric_rows(m, data, tenant, agent_bus, cdr_bus, catalog, seats)
+                  for m in metrics}
 
     tier1 = tenant.get("tier1") or {}
     tier1_id = "" if tier1.get("id") is None else str(tier1.get("id"))
@@ -811,7 +883,7 @@ def compute(gim_dsn, gvp_dsns, tenant, defaults, day):
     files = {}
     audit_rows = []
     for metric in metrics:
-        channel, service, activity, status, _kind, _daily = CATALOG[metric]
+        channel, service, activity, status, _kind, _daily = catalog[metric]
         for scope_id, scope_name in scopes(tenant):
             billing = []
             for region, group, value, first, last, agents in per_metric[metric][scope_id]:

@@ -97,3 +97,12 @@ CREATE TABLE IF NOT EXISTS gidb_gc_folder (
     folderid  integer NULL,
     status    integer
 );
+
+-- The ETL's audit of committed transactions: max(max_chunk_ts) is the high-water mark
+-- that readiness waits for (SPEC §2.1, §8).
+CREATE TABLE IF NOT EXISTS ctl_audit_log (
+    audit_key     bigint PRIMARY KEY,
+    job_id        text,
+    max_chunk_ts  integer NULL,
+    created_ts    integer
+);

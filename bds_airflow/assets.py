@@ -1,0 +1,87 @@
+"""Asset events of published periods (SPEC §8 Assets), and the month deadline check.
+
+`emit.daily_files` carries the AssetAlias `bds_<tenant>_daily` and attaches to it one
+event of `bds://<tenant>/daily` per published day, its extra naming the period and the
+folder; `monthly.month_files` does the same with `bds_<tenant>_monthly` and
+`bds://<tenant>/monthly`, only when it wrote the month.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from bds_metrics.config import TenantConfig
+
+
+def daily_uri(tenant_id: str) -> str:
+    return f"bds://{tenant_id}/daily"
+
+
+def monthly_uri(tenant_id: str) -> str:
+    return f"bds://{tenant_id}/monthly"
+
+
+def monthly_alias(tenant_id: str) -> str:
+    return f"bds_{tenant_id}_monthly"
+
+
+def asset(uri: str) -> Any:
+    from airflow.sdk import Asset
+
+    return Asset(name=uri, uri=uri, group="bds")
+
+
+def daily_alias(tenant_id: str) -> str:
+    return f"bds_{tenant_id}_daily"
+
+
+def outlets(t: TenantConfig, step: str) -> list[Any]:
+    """Aliases, not Assets, at parse time: an Asset of the `bds://` scheme makes Airflow
+    load its providers manager to look for a URI normaliser (SQLAlchemy and seconds per
+    parse); the alias gets its Asset event when the task runs."""
+    from airflow.sdk import AssetAlias
+
+    if step == "daily_files":
+        return [AssetAlias(daily_alias(t.id))]
+    if step == "month_files":
+        return [AssetAlias(monthly_alias(t.id))]
+    return []
+
+
+def after_step(op: Any, context: Any, t: TenantConfig, day: dt.date, result: str) -> str:
+    """Called with each step's result: emits the period's asset event."""
+    from bds_metrics.days import billing_day, billing_month
+
+    if op.step == "daily_files":
+        from airflow.sdk import AssetAlias
+
+        p = billing_day(day, t.timezone)
+        context["outlet_events"][AssetAlias(daily_alias(t.id))].add(
+            asset(daily_uri(t.id)),
+            extra={"tenant": t.id, "period": p.label, "kind": "daily", "folder": result})
+    elif op.step == "month_files":
+        from airflow.sdk import AssetAlias
+
+        p = billing_month(day, t.timezone)
+        context["outlet_events"][AssetAlias(monthly_alias(t.id))].add(
+            asset(monthly_uri(t.id)),
+            extra={"tenant": t.id, "period": p.label, "kind": "monthly", "folder": result})
+    return result
+
+
+def after_failure(op: Any, context: Any, t: TenantConfig, exc: BaseException) -> None:
+    """A month step skipped for missing days (steps._month_files): the month-late alert
+    when the month is past its deadline (bds_airflow.alerts.month_overdue)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if op.step != "month_files" or not isinstance(exc, AirflowSkipException):
+        return
+    from bds_metrics import pipeline
+    from bds_metrics.days import billing_day_of
+
+    from .alerts import month_overdue
+
+    day = billing_day_of(context["data_interval_start"], t.timezone)
+    _, missing = pipeline.month_status(t, day)
+    month_overdue(t, day, missing, context)

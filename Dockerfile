@@ -4,9 +4,20 @@
 #
 #   docker build -t bds-airflow:local .
 #
-# Everything Python comes from requirements.txt (exact pins, Airflow 3.3.2 with the
-# celery, amazon and postgres providers, s3fs for s3:// roots); the bds code is
-# installed in place (editable) because it reads its SQL from /opt/bds/sql.
+# Built as an operator builds an Airflow image: Airflow and its providers first, from the
+# exact pins of requirements.txt (3.3.2 with the celery, amazon and postgres providers,
+# s3fs for s3:// roots), then the bds wheel (not an editable tree: its SQL, metric
+# catalog and DAG files are package data), then the thin DAG files into the DAG folder.
+
+# Stage 1: the wheel, with the pinned `build`.
+FROM python:3.11-slim-bookworm AS wheel
+WORKDIR /src
+COPY requirements-test.txt pyproject.toml README.md ./
+COPY bds_metrics ./bds_metrics
+COPY bds_airflow ./bds_airflow
+RUN pip install --no-cache-dir "$(grep -E '^build==' requirements-test.txt)" \
+    && python -m build --wheel --outdir /wheels .
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,15 +35,20 @@ RUN apt-get update \
     && useradd --create-home --home-dir /opt/airflow --uid 50000 --gid 0 airflow
 
 WORKDIR /opt/bds
-COPY requirements.txt pyproject.toml ./
+COPY requirements.txt requirements-test.txt ./
+# Airflow and everything else pinned; moto's S3 server (docker-compose's in-memory
+# store) at the version of the test lock.
 RUN pip install --upgrade pip uv \
-    && uv pip install --system --no-cache -r requirements.txt
+    && uv pip install --system --no-cache -r requirements.txt \
+    && uv pip install --system --no-cache -c requirements-test.txt moto flask flask-cors
 
-COPY bds_metrics ./bds_metrics
-COPY bds_airflow ./bds_airflow
-COPY dags ./dags
-COPY sql ./sql
-RUN uv pip install --system --no-cache --no-deps -e . \
+# The bds wheel: its dependency ranges are met by the lock, so nothing moves.
+COPY --from=wheel /wheels /wheels
+RUN uv pip install --system --no-cache -c requirements.txt /wheels/bds-*.whl \
+    && mkdir -p /opt/bds/dags \
+    && cp "$(python -c 'from bds_airflow import airflow_env; print(airflow_env.DAGS_FOLDER)')"/*.py /opt/bds/dags/ \
+    && mkdir -p /opt/bds/bds_metrics/demo \
+    && cp "$(python -c 'from importlib.resources import files; print(files("bds_metrics.demo") / "demo.yaml")')" /opt/bds/bds_metrics/demo/demo.yaml \
     && mkdir -p /opt/airflow/logs /opt/airflow/auth \
     && chown -R airflow:0 /opt/airflow \
     && chmod -R g+rwX /opt/airflow

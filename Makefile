@@ -1,21 +1,23 @@
-# Two entry points: `make demo` and `make test`. The virtual environment is rebuilt
-# only when requirements.txt changes (a stamp file holds its hash).
+# Entry points: `make demo`, `make test` (everything), `make test-fast` (the pure tier:
+# no PostgreSQL, no Airflow start-up), `make wheel`. The virtual environment is rebuilt
+# only when a requirements file or pyproject.toml changes (a stamp file holds their hash):
+# requirements.txt is the runtime lock, requirements-test.txt the test/demo/build tools.
 PY ?= python3.11
 VENV := .venv
-REQ_HASH := $(shell sha256sum requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+REQ_HASH := $(shell sha256sum requirements.txt requirements-test.txt pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: venv demo demo-ui test lint bench bench-ui clean browser
+.PHONY: venv demo demo-ui test test-fast wheel lint bench bench-ui clean browser
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
 	rm -rf $(VENV)
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip uv
-	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python -r requirements.txt
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python -r requirements.txt -r requirements-test.txt
 	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python --no-deps -e .
 	touch $(STAMP)
 
@@ -38,6 +40,13 @@ test: venv browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
+# Tests that need neither PostgreSQL nor Airflow's metadata DB (marker `pure`).
+test-fast: venv
+	$(VENV)/bin/python -m pytest -m pure -n 0 -q $(PYTEST_ARGS)
+
+wheel: venv
+	$(VENV)/bin/python -m build --wheel --installer uv --outdir dist .
+
 lint: venv
 	$(VENV)/bin/ruff check .
 
@@ -52,4 +61,4 @@ bench-ui: venv
 	$(VENV)/bin/python -m bench.billing_page --out BENCHMARKS.md $(BENCH_UI_ARGS)
 
 clean:
-	rm -rf $(VENV) .bds
+	rm -rf $(VENV) .bds dist build *.egg-info

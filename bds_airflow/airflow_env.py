@@ -11,10 +11,11 @@ import hashlib
 import os
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DAGS_FOLDER = REPO / "dags"
+# The thin DAG files ship in the package (a real directory: Airflow parses paths).
+DAGS_FOLDER = Path(str(files("bds_airflow") / "dags"))
 
 
 def configure(home: str | None = None, quiet: bool = True) -> Path:

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import time
+from importlib.resources import files
 from pathlib import Path
 
 from bds_metrics.days import billing_day, billing_month, date_range
@@ -97,7 +98,7 @@ def run_demo(root: str, days: int = 21, agents: int = 300, ui: bool = False,
           f"({time.monotonic() - t0:.0f} s)")
 
     os.environ["BDS_DEMO_ROOT"] = str(root_p)
-    text = (Path(generator.__file__).with_name("demo.yaml").read_text(encoding="utf-8")
+    text = ((files("bds_metrics.demo") / "demo.yaml").read_text(encoding="utf-8")
             .replace("${BDS_DEMO_ROOT}", str(root_p))
             .replace(f"production_date: {FIRST_DAY}", f"production_date: {first_day}"))
     cfg_path = root_p / "bds.yaml"
@@ -107,6 +108,7 @@ def run_demo(root: str, days: int = 21, agents: int = 300, ui: bool = False,
 
     from bds_metrics.config import load_config
 
+    from .progress import day_progress
     from .runner import run_days
 
     cfg = load_config(cfg_path)
@@ -115,7 +117,8 @@ def run_demo(root: str, days: int = 21, agents: int = 300, ui: bool = False,
     for t in cfg.tenants:
         t1 = time.monotonic()
         lines: list[str] = []
-        failed += run_days(t, first_day, last, echo=lines.append)
+        with day_progress(t, days, f"{t.id}: demo billing days", lines) as echo:
+            failed += run_days(t, first_day, last, echo=echo)
         bad = [line for line in lines if "FAILED" in line]
         print(f"  {t.id}: {len(lines)} billing days through DAG bds_{t.id} "
               f"({time.monotonic() - t1:.0f} s){'; ' + '; '.join(bad) if bad else ''}")
@@ -164,7 +167,7 @@ def _late_data(t, day: dt.date, gim_dsn: str) -> str | None:
     from .runner import run_days
 
     p = billing_day(day, t.timezone)
-    sql = (Path(__file__).resolve().parents[1] / "sql" / "demo" / "late_chats.sql").read_text()
+    sql = (files("bds_metrics") / "sql" / "demo" / "late_chats.sql").read_text(encoding="utf-8")
     with psycopg.connect(gim_dsn, autocommit=True) as c:
         c.execute(sql, {"tenant_key": t.tenant_key, "tenant_dbid": t.tenant_dbid, "n": 6,
                         "day_start": p.start, "day_end": p.end,
@@ -242,9 +245,6 @@ def _dags_folder(root: Path) -> Path:
     """The demo's DAG folder: the bds DAG files and the example importer DAG
     (bds_metrics/demo/importer_dag.py: one `import_<tenant>` scheduled on the tenant's
     daily Asset, SPEC §8), copied fresh on each start."""
-    import shutil
-
-    from bds_metrics.demo import generator
 
     from . import airflow_env
 
@@ -253,6 +253,6 @@ def _dags_folder(root: Path) -> Path:
     for f in folder.glob("*.py"):
         f.unlink()
     for f in [*sorted(airflow_env.DAGS_FOLDER.glob("*.py")),
-              Path(generator.__file__).with_name("importer_dag.py")]:
-        shutil.copy(f, folder / f.name)
+              files("bds_metrics.demo") / "importer_dag.py"]:
+        (folder / f.name).write_bytes(f.read_bytes())
     return folder

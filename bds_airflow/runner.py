@@ -17,17 +17,21 @@ from . import airflow_env
 log = logging.getLogger(__name__)
 
 
+class RangeError(ConfigError):
+    """A range of days `bds run` refuses (a command-line mistake: `bds` exits 2)."""
+
+
 def check_range(t: TenantConfig, first: dt.date, last: dt.date) -> list[dt.date]:
     if last < first:
-        raise ConfigError(f"tenant {t.id!r}: --to {last} is before --from {first}")
+        raise RangeError(f"tenant {t.id!r}: --to {last} is before --from {first}")
     if first < t.production_date:
-        raise ConfigError(
+        raise RangeError(
             f"tenant {t.id!r}: {first} is before the production date {t.production_date} "
             f"({t.source}, key production_date)"
         )
     today = dt.datetime.now(ZoneInfo(t.timezone)).date()
     if last >= today:
-        raise ConfigError(
+        raise RangeError(
             f"tenant {t.id!r}: {last} has not ended yet in {t.timezone} (today is {today})"
         )
     return date_range(first, last)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-REGISTRY_FILE = Path(__file__).with_name("catalog.yaml")
+REGISTRY_FILE = files("bds_metrics") / "catalog.yaml"  # package data (importlib.resources)
 _RAW: dict[str, Any] = yaml.load(REGISTRY_FILE.read_text(encoding="utf-8"),
                                  Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
 import pyarrow as pa
@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from . import storage
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+SQL_DIR = files("bds_metrics") / "sql"  # package data (importlib.resources)
 META_KEY = b"bds"
 ADBC_TYPES = "adbc.postgresql.type_resolver_mode"  # "builtin": no catalogue query
 

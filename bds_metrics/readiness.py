@@ -17,12 +17,13 @@ import asyncio
 import datetime as dt
 import re
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from .config import TenantConfig
 from .days import billing_day, iso_utc
 
-DEFAULT_SQL = Path(__file__).resolve().parents[1] / "sql" / "readiness" / "watermark.sql"
+DEFAULT_SQL = files("bds_metrics") / "sql" / "readiness" / "watermark.sql"  # package data
 BIND_NAMES = ("day_start", "day_end", "tenant_key")
 
 

@@ -4,7 +4,7 @@ The server is a private one (pgserver, PostgreSQL 16, under `.bds/bench/pg`) unl
 DSN names one. The demo generator fills one tenant (`acme`, the demo's, with regions,
 business units and two GVP databases) with exactly `sessions` SM_RES_SESSION_FACT rows
 per day, loaded with binary COPY into unindexed tables that are indexed afterwards
-(the indexes of `sql/gim/schema.sql`: the START_TS-like columns the datasets filter on,
+(the indexes of `bds_metrics/sql/gim/schema.sql`: the START_TS-like columns the datasets filter on,
 INTERACTION_ID, CALL_ATTEMPT_ID and the primary keys). Then every table is ANALYZEd, as
 in a live Info Mart (autovacuum never analyzes the three-row dimension tables).
 """
@@ -16,6 +16,7 @@ import json
 import shutil
 import time
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,7 @@ def generate(dsns: dict[str, str], sessions: int) -> Generated:
 
 
 def _demo_config() -> dict[str, Any]:
-    from bds_metrics.demo import generator
-
-    text = Path(generator.__file__).with_name("demo.yaml").read_text(encoding="utf-8")
+    text = (files("bds_metrics.demo") / "demo.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 

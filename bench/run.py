@@ -45,7 +45,7 @@ def _airflow_env(work: Path) -> dict[str, str]:
     """A private Airflow home with a SQLite metadata DB: runs never touch the operator's."""
     return {
         "AIRFLOW_HOME": str(work / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "bds_airflow" / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     }

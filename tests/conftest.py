@@ -1,13 +1,24 @@
-"""One real PostgreSQL and one Airflow metadata DB per test run, shared by all workers.
+"""Test resources, started only when the selected tests need them.
 
-The controller process (or the only process without xdist) starts a private PostgreSQL
-(`pgserver`) unless BDS_TEST_PG_DSN names a server, creates and migrates the Airflow
-metadata database on it, and exports the settings through the environment, which the
-xdist workers inherit. Nothing here mocks a database or Airflow.
+Two tiers. A test that uses neither the `pg` nor the `airflow_db` fixture (directly,
+through another fixture such as `new_db`, or by `pytest.mark.usefixtures`) is marked
+`pure` at collection: `make test-fast` (`pytest -m pure`) runs those without starting
+PostgreSQL or importing Airflow (a test that starts Airflow in a subprocess without
+needing either is marked `airflow` to stay out of it). `make test` runs both tiers.
+
+One real PostgreSQL and one migrated Airflow metadata DB per run, shared by every xdist
+worker: the controller only makes a run directory (BDS_TEST_RUN_DIR, inherited by the
+workers). The first process whose test needs the server starts a private PostgreSQL
+(`pgserver`, which shares one server between processes and stops it with the last
+handle) unless BDS_TEST_PG_DSN names a server; the first that needs Airflow creates and
+migrates the metadata DB under a file lock, and the others find it ready. Nothing here
+mocks a database or Airflow.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -21,6 +32,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 _counter = itertools.count()
+_STATE: dict[str, object] = {}  # this process's pgserver handle, if it took one
+NEEDS_SERVICES = ("pg", "airflow_db")
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -57,38 +70,74 @@ def airflow_conn_json(dbname: str) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if _is_worker(config):
-        return
+    """Cheap: a run directory and the Airflow settings that need no server (no import)."""
+    if not _is_worker(config):
+        run = Path(tempfile.mkdtemp(prefix="bds-test-"))
+        os.environ["BDS_TEST_RUN_DIR"] = str(run)
+        os.environ["BDS_TEST_AIRFLOW_DB"] = f"bdst_airflow_{os.getpid()}"
+        config._bds_run = run  # type: ignore[attr-defined]
+        os.environ["BDS_TEST_PG_EXTERNAL"] = "1" if os.environ.get("BDS_TEST_PG_DSN") else ""
+    run = Path(os.environ["BDS_TEST_RUN_DIR"])
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    tmp = Path(tempfile.mkdtemp(prefix="bds-test-"))
-    config._bds_tmp = tmp  # type: ignore[attr-defined]
-    if not os.environ.get("BDS_TEST_PG_DSN"):
-        import pgserver
-
-        server = pgserver.get_server(tmp / "pg", cleanup_mode="stop")
-        config._bds_pg = server  # type: ignore[attr-defined]
-        os.environ["BDS_TEST_PG_DSN"] = server.get_uri()
-    _airflow_metadata(tmp)
+    os.environ["AIRFLOW_HOME"] = str(run / "airflow")
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "bds_airflow" / "dags")
+    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
 
 
-def _airflow_metadata(tmp: Path) -> None:
-    """A fresh Airflow home and metadata DB for this run, migrated once."""
-    name = f"bdst_airflow_{os.getpid()}"
-    admin(f"DROP DATABASE IF EXISTS {name}")
-    admin(f"CREATE DATABASE {name}")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not (set(NEEDS_SERVICES) & set(getattr(item, "fixturenames", ()))
+                or item.get_closest_marker("airflow")):
+            item.add_marker(pytest.mark.pure)
+
+
+@contextlib.contextmanager
+def _run_lock(name: str) -> Iterator[Path]:
+    run = Path(os.environ["BDS_TEST_RUN_DIR"])
+    with open(run / f"{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield run
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def pg() -> str:
+    """The run's PostgreSQL (started by the first process that needs it): its libpq URI."""
+    if "pg" not in _STATE and not os.environ.get("BDS_TEST_PG_EXTERNAL"):
+        with _run_lock("pg") as run:
+            import pgserver
+
+            server = pgserver.get_server(run / "pg", cleanup_mode="stop")
+            _STATE["pg"] = server
+            os.environ["BDS_TEST_PG_DSN"] = server.get_uri()
+    return os.environ["BDS_TEST_PG_DSN"]
+
+
+@pytest.fixture(scope="session")
+def airflow_db(pg: str) -> str:
+    """The run's Airflow metadata DB on the test server, migrated once for all workers."""
+    name = os.environ["BDS_TEST_AIRFLOW_DB"]
     p = _server_params()
-    host = p.get("host", "127.0.0.1")
     url = (f"postgresql+psycopg2://{p.get('user', 'postgres')}"
            f"{':' + p['password'] if p.get('password') else ''}@/{name}"
-           f"?host={host}&port={p.get('port', 5432)}")
-    os.environ["AIRFLOW_HOME"] = str(tmp / "airflow")
+           f"?host={p.get('host', '127.0.0.1')}&port={p.get('port', 5432)}")
+    if "airflow.settings" in sys.modules and os.environ.get(
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") != url:
+        raise RuntimeError("Airflow was imported before the airflow_db fixture set it up: "
+                           "give the importing test the airflow_db fixture")
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
-    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    os.environ["BDS_TEST_AIRFLOW_DB"] = name
-    from bds_airflow import airflow_env
+    with _run_lock("airflow") as run:
+        ready = run / "airflow.ready"
+        if not ready.exists():
+            admin(f"DROP DATABASE IF EXISTS {name}")
+            admin(f"CREATE DATABASE {name}")
+            from bds_airflow import airflow_env
 
-    airflow_env.ensure_migrated()
+            airflow_env.ensure_migrated()
+            ready.write_text(os.environ["BDS_TEST_PG_DSN"])
+    return url
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -97,21 +146,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             sys.modules["airflow.settings"].dispose_orm()
         except Exception:
             pass
-    if _is_worker(config):
-        return
-    name = os.environ.get("BDS_TEST_AIRFLOW_DB")
-    if name:
-        try:
-            admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        except Exception:  # the server may already be gone
-            pass
-    tmp = getattr(config, "_bds_tmp", None)
-    if tmp:
-        shutil.rmtree(tmp, ignore_errors=True)
+    run = getattr(config, "_bds_run", None)
+    if run and (run / "airflow.ready").exists() and os.environ.get("BDS_TEST_PG_EXTERNAL"):
+        with contextlib.suppress(Exception):  # a server of the caller's: leave it clean
+            admin(f"DROP DATABASE IF EXISTS {os.environ['BDS_TEST_AIRFLOW_DB']} WITH (FORCE)")
+    server = _STATE.pop("pg", None)
+    if server is not None:  # the last handle of the run stops the server
+        server.cleanup()  # type: ignore[attr-defined]
+    if run:
+        shutil.rmtree(run, ignore_errors=True)
 
 
 @pytest.fixture
-def new_db() -> Iterator:
+def new_db(pg: str) -> Iterator:
     """Factory: a fresh empty database on the test server; returns its DSN."""
     made: list[str] = []
 
@@ -124,7 +171,7 @@ def new_db() -> Iterator:
             import psycopg
 
             with psycopg.connect(d, autocommit=True) as c:
-                c.execute((REPO / "sql" / schema / "schema.sql").read_text())
+                c.execute((REPO / "bds_metrics" / "sql" / schema / "schema.sql").read_text())
         make.names = made  # type: ignore[attr-defined]
         return d
 

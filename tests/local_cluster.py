@@ -17,7 +17,7 @@ class LocalCluster(Cluster):
         super().__init__(*args, **kw)
         self.dags = self.root / "dags"
         self.dags.mkdir(exist_ok=True)
-        for f in [*sorted((REPO / "dags").glob("*.py")), *(extra_dags or [])]:
+        for f in [*sorted((REPO / "bds_airflow" / "dags").glob("*.py")), *(extra_dags or [])]:
             shutil.copy(f, self.dags / f.name)
 
     def env(self, worker: str | None = None) -> dict[str, str]:

@@ -22,7 +22,7 @@ SEEDS = range(int(os.environ.get("BDS_REFERENCE_SEEDS", "30")))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_daily_files_match_reference(seed, tmp_path):
+def test_daily_files_match_reference(seed, tmp_path, pg):
     case = adversarial.make_case(seed)
     with adversarial.scratch_databases(case, os.environ["BDS_TEST_PG_DSN"], tag=f"p{seed}") as (
         gim, gvps,

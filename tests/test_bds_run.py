@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import airflow_conn_json, dbname_of
 from tests.gim import set_mark
 
-pytestmark = pytest.mark.xdist_group("airflow")
+pytestmark = [pytest.mark.xdist_group("airflow"), pytest.mark.usefixtures("airflow_db")]
 CASES = Path(__file__).parent / "data" / "cases" / "billing-day"
 D = dt.date.fromisoformat
 

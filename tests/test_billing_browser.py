@@ -72,7 +72,7 @@ def demo(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(demo) -> Iterator[ApiServer]:
+def server(demo, airflow_db) -> Iterator[ApiServer]:
     s = ApiServer(demo / "api", demo / "bds.yaml").start()
     try:
         yield s

@@ -22,6 +22,9 @@ ZONES = [
 ]
 D = dt.date.fromisoformat
 
+# The timetable tests import Airflow: configured first (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
 
 def transitions(zone: str) -> list[dt.date]:
     """Days of 2026 whose UTC offset at noon differs from the day before."""

@@ -25,7 +25,7 @@ PERSONS = [(1001, 1, None, "alice", "E-1001", 1), (1003, 1, None, "carol", "E-10
 
 
 @pytest.fixture(scope="module")
-def billed(tmp_path_factory) -> Iterator[Path]:
+def billed(tmp_path_factory, airflow_db) -> Iterator[Path]:
     """The hand-worked day of tests/cases billed, then restated by a late chat session."""
     import os
 
@@ -39,7 +39,8 @@ def billed(tmp_path_factory) -> Iterator[Path]:
     import psycopg
 
     with psycopg.connect(dsn(name), autocommit=True) as c:
-        c.execute((Path(__file__).resolve().parents[1] / "sql/gim/schema.sql").read_text())
+        c.execute((Path(__file__).resolve().parents[1] / "bds_metrics" / "sql" / "gim"
+                   / "schema.sql").read_text())
     insert(dsn(name), {**ROWS, "gidb_gc_agent": PERSONS})
     cfg = root / "bds.yaml"
     cfg.write_text(CONFIG.format(root=root))

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DAG_FILES = sorted((REPO / "dags").glob("bds_tenants_*_of_*.py"))
+DAGS = REPO / "bds_airflow" / "dags"
+pytestmark = pytest.mark.usefixtures("airflow_db")  # Airflow configured before its import
+DAG_FILES = sorted(DAGS.glob("bds_tenants_*_of_*.py"))
 
 CONFIG = """
 defaults: {output_root: /tmp/bds-dagtest/out, staging_root: /tmp/bds-dagtest/st, retries: 4}
@@ -39,7 +41,7 @@ def bag(tmp_path, monkeypatch):
     monkeypatch.setenv("BDS_CONFIG", str(cfg))
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(REPO / "dags"))
+    return DagBag(dag_folder=str(DAGS))
 
 
 def test_one_dag_per_tenant_without_import_errors(bag):
@@ -159,7 +161,7 @@ def test_bad_config_is_an_import_error_with_one_clear_message(tmp_path, monkeypa
     monkeypatch.setenv("BDS_CONFIG", str(cfg))
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(REPO / "dags"))
+    bag = DagBag(dag_folder=str(DAGS))
     assert bag.dag_ids == ["bds_billing_days"]  # reads BDS_CONFIG only when its task runs
     # every part file says the same thing: no DAG file stays up with the old DAGs
     assert sorted(bag.import_errors) == [str(f) for f in DAG_FILES]
@@ -213,9 +215,9 @@ def test_bds_run_parses_only_the_tenants_own_file_and_dag(tmp_path, monkeypatch)
     cfg = tmp_path / "bds.yaml"
     cfg.write_text(CONFIG)
     monkeypatch.setenv("BDS_CONFIG", str(cfg))
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS))
     t = load_config(str(cfg)).tenants[1]
-    assert dag_file_of(t, str(REPO / "dags")) == str(REPO / "dags" / "bds_tenants_3_of_4.py")
+    assert dag_file_of(t, str(DAGS)) == str(DAGS / "bds_tenants_3_of_4.py")
     dag = load_dag(t)
     assert dag.dag_id == "bds_globex" and PARSING_DAG_ID not in os.environ
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.cases import DAY, EXPECTED, setup_case
 
-pytestmark = pytest.mark.xdist_group("airflow")
+pytestmark = [pytest.mark.xdist_group("airflow"), pytest.mark.usefixtures("airflow_db")]
 
 
 @pytest.fixture

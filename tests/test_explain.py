@@ -74,7 +74,7 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def marts() -> Iterator[dict[str, str]]:
+def marts(pg: str) -> Iterator[dict[str, str]]:
     """An Info Mart and a GVP database, each holding a year of facts."""
     made = {}
     for kind, rows in (("gim", GIM_ROWS), ("gvp", GVP_ROWS)):
@@ -82,7 +82,7 @@ def marts() -> Iterator[dict[str, str]]:
         admin(f"CREATE DATABASE {name}")
         made[kind] = name
         with psycopg.connect(dsn(name), autocommit=True) as c:
-            c.execute((REPO / "sql" / kind / "schema.sql").read_text())
+            c.execute((REPO / "bds_metrics" / "sql" / kind / "schema.sql").read_text())
             c.execute(rows)
     yield {kind: dsn(name) for kind, name in made.items()}
     for name in made.values():

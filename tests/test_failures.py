@@ -20,7 +20,7 @@ import pytest
 from tests.cases import DAY, expected_for, setup_case
 from tests.conftest import dsn
 
-pytestmark = pytest.mark.xdist_group("airflow")
+pytestmark = [pytest.mark.xdist_group("airflow"), pytest.mark.usefixtures("airflow_db")]
 
 
 def _terminate_extract_when_blocked(gim_dsn: str, table: str, done: threading.Event) -> None:

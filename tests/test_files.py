@@ -279,7 +279,8 @@ MISSING = ("{src}: tenant '{tenant}': Airflow connection 'e2e_gim' is not define
 
 
 @pytest.mark.xdist_group("airflow")
-def test_bds_run_without_the_connection_is_one_line(tmp_path, new_db, monkeypatch) -> None:
+def test_bds_run_without_the_connection_is_one_line(tmp_path, new_db, monkeypatch,
+                                                    airflow_db) -> None:
     t, _ = setup_case(tmp_path, new_db, monkeypatch, tenant="noconn_cli")
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW_CONN_E2E_GIM"}
     started = time.monotonic()
@@ -295,7 +296,7 @@ def test_bds_run_without_the_connection_is_one_line(tmp_path, new_db, monkeypatc
 
 @pytest.mark.xdist_group("airflow")
 def test_a_task_without_its_connection_fails_once_without_retry(tmp_path, new_db,
-                                                                 monkeypatch) -> None:
+                                                                 monkeypatch, airflow_db) -> None:
     """The DAG run itself (`bds run` without its check): each extract fails on its first
     try, although the tenant allows 3 retries."""
     from airflow import settings

@@ -22,7 +22,11 @@ from bds_metrics.demo import generator as gen
 
 pytestmark = pytest.mark.xdist_group(name="generator")
 
-SERVER = os.environ.get("BDS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+def _server() -> str:
+    return os.environ["BDS_TEST_PG_DSN"]  # set by the `pg` fixture
+
+
 FIRST = date(2026, 2, 28)  # Sat + Sun: a month end; data "extracted" Monday noon UTC
 DAYS = 2
 AGENTS = 20
@@ -36,10 +40,10 @@ class Scratch:
     def __init__(self, database: str) -> None:
         tag = f"s{uuid.uuid4().hex[:8]}"
         dsns = []
-        with psycopg.connect(make_conninfo(SERVER, dbname=database), autocommit=True) as conn:
+        with psycopg.connect(make_conninfo(_server(), dbname=database), autocommit=True) as conn:
             for part in ("gim", "gvp", "gvp_eu"):
                 conn.execute(f"CREATE SCHEMA {tag}_{part}")
-                dsns.append(make_conninfo(SERVER, dbname=database,
+                dsns.append(make_conninfo(_server(), dbname=database,
                                           options=f"-c search_path={tag}_{part}"))
         self.schema = f"{tag}_gim"
         self.gim, self.gvp, self.gvp_eu = dsns
@@ -51,15 +55,15 @@ class Scratch:
 
 
 @pytest.fixture(scope="module")
-def database() -> Iterator[str]:
+def database(pg: str) -> Iterator[str]:
     try:
-        with psycopg.connect(SERVER, autocommit=True, connect_timeout=3) as conn:
+        with psycopg.connect(_server(), autocommit=True, connect_timeout=3) as conn:
             name = f"gen_t{os.getpid()}_{uuid.uuid4().hex[:8]}"
             conn.execute(f"CREATE DATABASE {name}")
     except psycopg.OperationalError:
-        pytest.skip(f"no PostgreSQL server at {SERVER}")
+        pytest.skip(f"no PostgreSQL server at {_server()}")
     yield name
-    with psycopg.connect(SERVER, autocommit=True) as conn:
+    with psycopg.connect(_server(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 

@@ -252,7 +252,7 @@ def test_case_unicode_nfd_bds_units_finds_the_folder(tmp_path: Path, new_db) -> 
 
 
 @pytest.mark.xdist_group("airflow")
-def test_case_unicode_nfd_through_bds_run(tmp_path: Path, new_db) -> None:
+def test_case_unicode_nfd_through_bds_run(tmp_path: Path, new_db, airflow_db) -> None:
     """`bds run`, the case's own command, in a process of its own (tenant renamed nfd)."""
     gim = _case_db(new_db)
     env = {**os.environ, "BDS_CASE_DIR": str(tmp_path),
@@ -262,5 +262,6 @@ def test_case_unicode_nfd_through_bds_run(tmp_path: Path, new_db) -> None:
                        text=True, timeout=600)
     folder = tmp_path / "out" / "nfd" / "daily" / "2026-11-02"
     assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines()[-1] == f"nfd 2026-11-02 ok     {folder}"
+    # the day's line with its tenant-level values (bds_airflow.progress)
+    assert p.stdout.splitlines()[-1] == f"nfd 2026-11-02 ok     {folder}  seats_chat r1=2/2"
     assert _bu_rows(folder, "nfd_BU_2_seats_chat_20261102.csv") == [("1", "1"), ("2", "1")]

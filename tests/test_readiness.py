@@ -55,7 +55,7 @@ tenants:
 
 
 def test_bds_run_refuses_an_unready_day_and_force_says_so_in_the_manifest(
-        tmp_path, new_db, monkeypatch):
+        tmp_path, new_db, monkeypatch, airflow_db):
     from bds_airflow.runner import run_days
 
     t, root = setup_case(tmp_path, new_db, monkeypatch, tenant="acme_unready")
@@ -81,7 +81,7 @@ def test_bds_run_refuses_an_unready_day_and_force_says_so_in_the_manifest(
         assert (folder / name).read_text() == text, name
 
 
-def test_clock_mode_ignores_the_mark(tmp_path, new_db, monkeypatch):
+def test_clock_mode_ignores_the_mark(tmp_path, new_db, monkeypatch, airflow_db):
     from bds_airflow.runner import run_days
 
     t, root = setup_case(tmp_path, new_db, monkeypatch, tenant="acme_clock",
@@ -125,7 +125,7 @@ def _lock_until_cut(gim_dsn: str, table: str, cut: threading.Event) -> None:
 
 
 def test_statement_timeout_cuts_a_hung_extract_names_it_and_the_task_retries(
-        tmp_path, new_db, monkeypatch):
+        tmp_path, new_db, monkeypatch, airflow_db):
     from bds_airflow.runner import run_days
     from bds_metrics import datasets, pipeline
 
@@ -184,7 +184,8 @@ ALERTS = ("  alerts: {email_conn_id: bds_smtp, email_to: [billing@example.com], 
           "webhook_conn_id: bds_hook, webhook_endpoint: /alerts}\n")
 
 
-def test_failed_task_alert_reaches_mail_and_webhook(tmp_path, new_db, monkeypatch, loopback):
+def test_failed_task_alert_reaches_mail_and_webhook(tmp_path, new_db, monkeypatch, loopback,
+        airflow_db):
     """A task failing for good (no default location for a switch: no retry) sends one
     alert naming tenant, billing day, task, the error's first line and the log URL."""
     from bds_airflow.runner import run_days
@@ -213,7 +214,7 @@ def test_failed_task_alert_reaches_mail_and_webhook(tmp_path, new_db, monkeypatc
     assert box.messages[0]["X-Rcpt"] == "billing@example.com"
 
 
-def test_day_late_deadline_callback_and_month_alert(tmp_path, loopback, monkeypatch):
+def test_day_late_deadline_callback_and_month_alert(tmp_path, loopback, monkeypatch, airflow_db):
     """The DeadlineAlert's callback as the triggerer runs it (CallbackTrigger awaits the
     notifier class with its kwargs and the scheduler's simple context), and the month
     alert with the missing days named."""

@@ -524,12 +524,12 @@ def test_month_report_beside_the_month_files_survives_republish_and_verify(env):
     assert Path(out).exists() and verify_folder(folder) == []
 
 
-def test_dag_has_month_report_after_month_files(env, monkeypatch):
+def test_dag_has_month_report_after_month_files(env, monkeypatch, airflow_db):
     cfg, tmp = env
     monkeypatch.setenv("BDS_CONFIG", str(tmp / "bds.yaml"))
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(REPO / "dags"))
+    bag = DagBag(dag_folder=str(REPO / "bds_airflow" / "dags"))
     assert bag.import_errors == {}
     report_task = bag.get_dag("bds_kat").get_task("monthly.month_report")
     assert report_task.upstream_task_ids == {"monthly.month_files"}
@@ -539,7 +539,7 @@ def test_dag_has_month_report_after_month_files(env, monkeypatch):
 
 
 @pytest.mark.xdist_group("airflow")
-def test_month_report_task_through_the_dag(tmp_path, new_db, monkeypatch):
+def test_month_report_task_through_the_dag(tmp_path, new_db, monkeypatch, airflow_db):
     """A month of one billing day (production starts on the 31st): the real DAG run
     (`bds run`, dag.test) writes the month's files, then the month's report beside them."""
     from bds_airflow.runner import run_days

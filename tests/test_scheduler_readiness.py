@@ -72,7 +72,7 @@ END = dt.datetime(2026, 3, 9, 4, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, pg):
     from psycopg.conninfo import conninfo_to_dict
 
     from tests.local_cluster import LocalCluster
@@ -85,7 +85,7 @@ def env(tmp_path_factory):
     admin(f"DROP DATABASE IF EXISTS {gim} WITH (FORCE)")
     admin(f"CREATE DATABASE {gim}")
     with psycopg.connect(dsn(gim), autocommit=True) as c:
-        c.execute((REPO / "sql/gim/schema.sql").read_text())
+        c.execute((REPO / "bds_metrics" / "sql" / "gim" / "schema.sql").read_text())
     insert(dsn(gim), ROWS)
     set_mark(dsn(gim), D1 - 600)  # the ETL is 10 minutes short of the day's end
     cfg = root / "bds.yaml"

@@ -58,7 +58,7 @@ def legacy_db(schema: str, made: list[str]) -> str:
     made.append(name)
     d = dsn(name)
     with psycopg.connect(d, autocommit=True, client_encoding="UTF8") as c:
-        c.execute((REPO / "sql" / schema / "schema.sql").read_text())
+        c.execute((REPO / "bds_metrics" / "sql" / schema / "schema.sql").read_text())
         for table, where in KEYED.items():
             if where == schema:
                 c.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
@@ -66,7 +66,7 @@ def legacy_db(schema: str, made: list[str]) -> str:
 
 
 @pytest.fixture
-def legacy():
+def legacy(pg):
     made: list[str] = []
     yield lambda schema: legacy_db(schema, made)
     for name in made:

@@ -11,7 +11,7 @@ import pytest
 from tests.cases import DAY, setup_case
 from tests.test_failures import NO_DEFAULT
 
-pytestmark = pytest.mark.xdist_group("airflow")
+pytestmark = [pytest.mark.xdist_group("airflow"), pytest.mark.usefixtures("airflow_db")]
 
 
 def test_status_reads_failed_and_waiting_runs(tmp_path, new_db, monkeypatch, capsys):

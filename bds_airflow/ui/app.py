@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +21,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_authentic
 from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
-STATIC = Path(__file__).with_name("static")
+STATIC = Path(str(files("bds_airflow.ui") / "static"))  # package data
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".md": "text/markdown",
           ".png": "image/png", ".svg": "image/svg+xml"}
 

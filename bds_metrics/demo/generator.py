@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,7 +31,7 @@ from psycopg.copy import QueuedLibpqWriter
 
 from ..days import local_midnight
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = files("bds_metrics") / "sql"  # package data (importlib.resources)
 
 Arrays = dict[str, np.ndarray]
 

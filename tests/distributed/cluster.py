@@ -250,7 +250,7 @@ class Cluster:
             "PYTHONPATH": str(REPO),
             "BDS_CONFIG": str(self.config),
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "bds_airflow" / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bds_metrics.datasets import SQL_DIR
 from tests.conftest import dsn
 from tests.distributed.cluster import TERMINAL, Cluster, wait_for
 from tests.distributed.data import tenant_rows
@@ -96,7 +97,7 @@ def _today(zone: str) -> dt.date:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory) -> Iterator[dict]:
+def env(tmp_path_factory, pg) -> Iterator[dict]:
     from psycopg.conninfo import conninfo_to_dict
 
     from bds_metrics.config import load_config
@@ -120,7 +121,7 @@ def env(tmp_path_factory) -> Iterator[dict]:
             import psycopg
 
             with psycopg.connect(dsn(db), autocommit=True) as c:
-                c.execute((Path(__file__).parents[2] / "sql/gim/schema.sql").read_text())
+                c.execute((SQL_DIR / "gim" / "schema.sql").read_text())
             days = [production + dt.timedelta(days=k) for k in range(back + 1)]
             insert(dsn(db), tenant_rows(key, dbid, zone, days, seed=key))
             cluster.connections[f"bd_gim_{t}"] = airflow_conn_json(db)

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bds_metrics.datasets import SQL_DIR
 from tests.conftest import dsn
 from tests.distributed.cluster import (
     BUCKET,
@@ -135,7 +136,7 @@ def _admin(sql: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory) -> Iterator[dict]:
+def env(tmp_path_factory, pg) -> Iterator[dict]:
     """Info Marts, the local-disk reference results, and the running cluster."""
     from psycopg.conninfo import conninfo_to_dict
 
@@ -159,7 +160,7 @@ def env(tmp_path_factory) -> Iterator[dict]:
             import psycopg
 
             with psycopg.connect(dsn(dbs[t]), autocommit=True) as c:
-                c.execute((Path(__file__).parents[2] / "sql/gim/schema.sql").read_text())
+                c.execute((SQL_DIR / "gim" / "schema.sql").read_text())
             insert(dsn(dbs[t]), tenant_rows(tkey, dbid, zone, days, seed=seed))
             cluster.connections[f"dist_gim_{t}"] = airflow_conn_json(dbs[t])
 

@@ -28,7 +28,7 @@ def s3(tmp_path_factory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def resolver(s3, monkeypatch) -> Iterator[None]:
+def resolver(s3, monkeypatch, airflow_db) -> Iterator[None]:
     from bds_airflow import object_storage
 
     monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", s3.s3_conn_json())

@@ -2,7 +2,7 @@
 
 make_case(seed) -> Case         deterministic for a seed; no database needed
 load_case(case, gim_dsn, gvp_dsns)
-                                creates the tables from sql/gim/schema.sql and
+                                creates the tables from the package's sql/gim/schema.sql and
                                 sql/gvp/schema.sql and inserts the rows; gvp_dsns maps each
                                 of case.gvp_conn_ids to its own (separate) database
 scratch_databases(case, server_dsn)
@@ -30,8 +30,8 @@ from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 REPO = Path(__file__).resolve().parents[2]
-GIM_SCHEMA = REPO / "sql" / "gim" / "schema.sql"
-GVP_SCHEMA = REPO / "sql" / "gvp" / "schema.sql"
+GIM_SCHEMA = REPO / "bds_metrics" / "sql" / "gim" / "schema.sql"
+GVP_SCHEMA = REPO / "bds_metrics" / "sql" / "gvp" / "schema.sql"
 
 ZONES = ["America/New_York", "Europe/London", "Australia/Adelaide", "UTC", "Asia/Kathmandu"]
 

@@ -127,6 +127,9 @@ def env(tmp_path_factory, pg) -> Iterator[dict]:
             cluster.connections[f"bd_gim_{t}"] = airflow_conn_json(db)
         (root / "bds.yaml").write_text(text)
         cluster.finish_metadata_db()
+        # the extracts' pools (bds_<conn_id>), as an operator's `bds pools` makes them
+        subprocess.run([str(Path(sys.executable).with_name("bds")), "pools"],
+                       env=cluster.env(), check=True, capture_output=True, timeout=300)
         cluster.start_airflow()
         cluster.wait_ready([f"bds_{t}" for t in TENANTS] + ["bds_billing_days"], timeout=240)
         yield {"cluster": cluster, "config": load_config(root / "bds.yaml"), "root": root}

@@ -42,7 +42,7 @@ test: venv browser
 
 # Tests that need neither PostgreSQL nor Airflow's metadata DB (marker `pure`).
 test-fast: venv
-	$(VENV)/bin/python -m pytest -m pure -n 0 -q $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m pure -n 2 -q $(PYTEST_ARGS)
 
 wheel: venv
 	$(VENV)/bin/python -m build --wheel --installer uv --outdir dist .

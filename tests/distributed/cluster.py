@@ -296,6 +296,9 @@ class Cluster:
                                    "-w", "1"], self.env())
         self._spawn("scheduler", [af, "scheduler"], self.env())
         self._spawn("dag-processor", [af, "dag-processor"], self.env())
+        # the readiness wait starts in the triggerer (start_from_trigger): as every
+        # deployment, the cluster runs one
+        self._spawn("triggerer", [af, "triggerer"], self.env())
         for w in self.workers:
             self.start_worker(w)
 
@@ -311,11 +314,12 @@ class Cluster:
             self._check_alive(ignore=self._dead_ok)
             h = self.get("/api/v2/monitor/health", auth=False)
             return all(h.get(k, {}).get("status") == "healthy"
-                       for k in ("metadatabase", "scheduler", "dag_processor"))
+                       for k in ("metadatabase", "scheduler", "dag_processor", "triggerer")
+                       if k != "triggerer" or "triggerer" in self.procs)
 
-        wait_for("the api-server, scheduler and DAG processor", healthy, timeout, 1,
+        wait_for("the api-server, scheduler, DAG processor and triggerer", healthy, timeout, 1,
                  on_timeout=self.logs)
-        self.mark("api-server, scheduler, dag-processor healthy")
+        self.mark("api-server, scheduler, dag-processor, triggerer healthy")
 
         def parsed() -> bool:
             self._check_alive(ignore=self._dead_ok)

@@ -42,6 +42,9 @@ RUN pip install --upgrade pip uv \
     && uv pip install --system --no-cache -r requirements.txt \
     && uv pip install --system --no-cache -c requirements-test.txt moto flask flask-cors
 
+# Installing the wheel registers bds_airflow/preload.py (entry point airflow.policy):
+# the scheduler and Celery workers import the pipeline once, before they fork tasks. The
+# DAG processor touches the DAG files when BDS_CONFIG changes, so airflow owns dags/.
 # The bds wheel: its dependency ranges are met by the lock, so nothing moves.
 COPY --from=wheel /wheels /wheels
 RUN uv pip install --system --no-cache -c requirements.txt /wheels/bds-*.whl \
@@ -50,7 +53,7 @@ RUN uv pip install --system --no-cache -c requirements.txt /wheels/bds-*.whl \
     && mkdir -p /opt/bds/bds_metrics/demo \
     && cp "$(python -c 'from importlib.resources import files; print(files("bds_metrics.demo") / "demo.yaml")')" /opt/bds/bds_metrics/demo/demo.yaml \
     && mkdir -p /opt/airflow/logs /opt/airflow/auth \
-    && chown -R airflow:0 /opt/airflow \
+    && chown -R airflow:0 /opt/airflow /opt/bds/dags \
     && chmod -R g+rwX /opt/airflow
 
 USER airflow

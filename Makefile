@@ -8,7 +8,7 @@ REQ_HASH := $(shell sha256sum requirements.txt requirements-test.txt pyproject.t
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: venv demo demo-ui test test-fast wheel lint bench bench-ui clean browser
+.PHONY: venv demo demo-ui test test-fast wheel lint bench bench-ui bench-scheduler clean browser
 
 venv: $(STAMP)
 
@@ -59,6 +59,12 @@ bench: venv
 # The Billing page's cost on 1000 tenants x 365 days of generated stored results.
 bench-ui: venv
 	$(VENV)/bin/python -m bench.billing_page --out BENCHMARKS.md $(BENCH_UI_ARGS)
+
+# Small tenants' days through the real scheduler (bench/scheduler.py). Default: 8 tenants
+# x 2 days, a few minutes; more: make bench-scheduler BENCH_SCHEDULER_ARGS="--tenants 30 --days 3"
+BENCH_SCHEDULER_ARGS ?=
+bench-scheduler: venv
+	$(VENV)/bin/python -m bench.scheduler $(BENCH_SCHEDULER_ARGS)
 
 clean:
 	rm -rf $(VENV) .bds dist build *.egg-info

@@ -17,6 +17,21 @@ from pathlib import Path
 # The thin DAG files ship in the package (a real directory: Airflow parses paths).
 DAGS_FOLDER = Path(str(files("bds_airflow") / "dags"))
 
+# The DAG processor's settings of every deployment the project ships or documents
+# (docker-compose.yaml, the README's native recipe, tests/distributed, `bds demo --ui`,
+# bench/scheduler.py): the DAG set only changes with the configuration, so a DAG file is
+# re-parsed when its modification time moves (`modified_time`: at once, whatever the
+# interval) and otherwise once a day. bds_airflow.preload's watcher in the DAG processor
+# moves the DAG files' modification time when BDS_CONFIG changes (within 10 s).
+# A part file of 1000 tenants takes seconds; the timeouts leave room for a loaded machine
+# (an import error is retried by the watcher every 5 minutes, not every 30 s).
+DAG_PROCESSOR_SETTINGS = {
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "86400",
+    "AIRFLOW__DAG_PROCESSOR__FILE_PARSING_SORT_MODE": "modified_time",
+    "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+    "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "180",
+}
+
 
 def configure(home: str | None = None, quiet: bool = True) -> Path:
     """Set the environment Airflow reads (only what the operator has not set)."""

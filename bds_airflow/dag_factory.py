@@ -49,6 +49,13 @@ def _config(path: str | None) -> Config:
 _CONFIG_CACHE: dict[str, Any] = {}
 
 
+def warm_config(config_file: str | None = None) -> Config:
+    """Read the configuration into this process's cache (`bds_airflow.preload` does it in
+    the processes that fork task processes: a task re-parsing its DAG file then builds its
+    one DAG without reading every tenant's YAML again, unless the file changed since)."""
+    return _config(config_file)
+
+
 def file_part(dag_file: str) -> tuple[int, int]:
     """(k, n) from a DAG file named `..._<k>_of_<n>.py`."""
     m = re.search(r"_(\d+)_of_(\d+)\.py$", Path(dag_file).name)

@@ -61,6 +61,14 @@ def start_server(root: Path, dsn: str | None) -> Server:
     return Server(handle.get_uri(), private=True, handle=handle)
 
 
+def start_server_at(pgdata: Path) -> Server:
+    """A private server (pgserver) with its data in `pgdata`."""
+    import pgserver
+
+    handle = pgserver.get_server(pgdata, cleanup_mode="stop")
+    return Server(handle.get_uri(), private=True, handle=handle)
+
+
 def psql() -> str:
     """The psql client: the one bundled with pgserver (always installed), else PATH's."""
     import pgserver

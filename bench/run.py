@@ -159,6 +159,18 @@ def bench_scale(server: infomart.Server, sessions: int, work: Path, env: dict[st
             "compute": comp, "e2e": e2e}
 
 
+def _write(out: Path, text: str) -> None:
+    """BENCHMARKS.md, keeping the sections `make bench-ui` (bench.billing_page) and `make
+    bench-scheduler` (bench.scheduler) wrote."""
+    from .scheduler import BEGIN, END
+
+    old = out.read_text(encoding="utf-8") if out.exists() else ""
+    text += kept_section(out)
+    if BEGIN in old and END in old and BEGIN not in text:
+        text = text.rstrip() + "\n\n" + old[old.index(BEGIN):old.index(END) + len(END)] + "\n"
+    out.write_text(text, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     ap.add_argument("--sessions", type=_ints, default=[100_000],
@@ -178,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     if args.render:
         results = json.loads((work / "results.json").read_text())
-        Path(args.out).write_text(report.render(results) + kept_section(Path(args.out)),
-                                  encoding="utf-8")
+        _write(Path(args.out), report.render(results))
         return 0
     env = _env(**_airflow_env(work))
     started = time.time()
@@ -203,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                  command=" ".join(["python -m bench.run", *(argv or sys.argv[1:])]))
     results = {"facts": facts, "scales": scales, "parse": parse}
     (work / "results.json").write_text(json.dumps(results, indent=1))
-    Path(args.out).write_text(report.render(results) + kept_section(Path(args.out)),
-                              encoding="utf-8")
+    _write(Path(args.out), report.render(results))
     print(f"wrote {args.out} ({facts['minutes']:.1f} min)")
     return 0
 

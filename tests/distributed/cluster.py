@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bds_airflow.airflow_env import DAG_PROCESSOR_SETTINGS
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 LOOPBACK = "127.0.0.1"
@@ -271,8 +273,9 @@ class Cluster:
             "AIRFLOW__CELERY__RESULT_BACKEND": self._pg_url(self.metadata_db,
                                                             "db+postgresql+psycopg2"),
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
-            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS":
-                "tests.distributed.celery_config.CELERY_CONFIG",
+            # The deployments' DAG processor settings; the heavy imports before the
+            # workers fork come from the bds package itself (bds_airflow/preload.py).
+            **DAG_PROCESSOR_SETTINGS,
             # Only cron runs are off: the test triggers its runs through the REST API.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             # A killed worker's task is noticed in seconds, not the default 5 minutes.

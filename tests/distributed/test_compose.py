@@ -147,6 +147,17 @@ def test_airflow_components_share_one_celery_setup(compose):
     assert first["AIRFLOW__CORE__DAGS_FOLDER"] == IMAGE_ROOT + "dags"
 
 
+def test_every_airflow_component_has_the_dag_processor_settings(compose):
+    """The deployments' DAG processor settings (bds_airflow.airflow_env) in every
+    Airflow service: parse on change, with room for 1000 tenants' part files."""
+    from bds_airflow.airflow_env import DAG_PROCESSOR_SETTINGS
+
+    for name in AIRFLOW:
+        env = _env(compose["services"][name])
+        for key, value in DAG_PROCESSOR_SETTINGS.items():
+            assert env.get(key) == value, f"{name}: {key}"
+
+
 def test_dependencies_and_volumes(compose):
     services = compose["services"]
     declared = set(compose.get("volumes") or {})

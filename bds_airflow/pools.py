@@ -6,9 +6,10 @@ slots instead of opening hundreds of sessions at once. The pools' sizes come fro
 configuration (`defaults.pool_size`, `defaults.pool_sizes: {conn_id: n}`).
 
 Airflow does not create pools by itself and leaves a task of a missing pool "scheduled"
-for ever (the scheduler logs "Tasks using non-existent pool"): `bds pools` creates or
-resizes them (run it after each configuration change, as a deployment step), `bds pools
---check` lists the missing or mis-sized ones and exits 1, and `bds run` creates them.
+for ever (the scheduler logs "Tasks using non-existent pool"). The DAG processor's
+configuration watcher (`bds_airflow.preload`) creates or resizes them when it starts and
+after each configuration change; `bds pools` does the same by hand, `bds pools --check`
+lists the missing or mis-sized ones and exits 1, and `bds run` creates them.
 """
 
 from __future__ import annotations

@@ -15,7 +15,10 @@ anything else happens there. What it does depends on the process (`role`):
   that a task process re-parsing its DAG file builds its one DAG without reading the YAML
   of every tenant. A forked task process finds all of it already in memory: a task
   costs its own work, not 1.5 CPU-seconds of imports.
-- `airflow dag-processor`: start `ConfigWatcher`. The DAG files only read BDS_CONFIG,
+- `airflow dag-processor`: start `ConfigWatcher`, which also creates or resizes the
+  extract pools of the configuration (`bds_airflow.pools.ensure`, as `bds pools` does)
+  when it starts and after each change: a task of a missing pool would otherwise stay
+  "scheduled" for ever. The DAG files only read BDS_CONFIG,
   so editing the configuration does not change them; the watcher gives the DAG files the
   configuration's modification time when it changes, and the DAG processor (sort mode
   `modified_time`, its default) re-parses a file whose modification time is newer than
@@ -145,10 +148,25 @@ class ConfigWatcher(threading.Thread):
     """
 
     def __init__(self, config: str, dag_folder: str | None = None,
-                 interval: float = WATCH_SECONDS):
+                 interval: float = WATCH_SECONDS, pools: bool = False):
         super().__init__(name="bds-config-watcher", daemon=True)
         self.config, self.dag_folder, self.interval = config, dag_folder, interval
+        self.pools = pools  # also keep the extract pools as the configuration says
         self.last = self._key()
+
+    def sync_pools(self) -> list[str]:
+        """Create or resize the configuration's extract pools in the metadata DB
+        (`bds_airflow.pools.ensure`); returns its lines, [] when the configuration does
+        not load (the DAG files' parse reports that, naming file and key)."""
+        from bds_metrics.config import ConfigError, load_config
+
+        from . import pools
+
+        try:
+            cfg = load_config(self.config)
+        except (ConfigError, OSError):
+            return []
+        return pools.ensure(cfg)
 
     def _key(self) -> tuple[int, int, int] | None:
         try:
@@ -207,15 +225,25 @@ class ConfigWatcher(threading.Thread):
 
     def run(self) -> None:
         last_retry = time.monotonic()
+        if self.pools:
+            self._safely(self.sync_pools)
         while True:
             time.sleep(self.interval)
             try:
-                self.check()
+                if self.check() and self.pools:
+                    self.sync_pools()
                 if time.monotonic() - last_retry >= RETRY_SECONDS:
                     last_retry = time.monotonic()
                     self.retry_errored()
             except Exception as exc:  # never let the watcher die quietly
                 print(f"bds: configuration watcher: {exc!r}", file=sys.stderr)
+
+    @staticmethod
+    def _safely(step) -> None:
+        try:
+            step()
+        except Exception as exc:
+            print(f"bds: configuration watcher: {exc!r}", file=sys.stderr)
 
 
 def _dag_folder() -> str:
@@ -230,7 +258,7 @@ def start_watcher() -> ConfigWatcher | None:
     config = os.environ.get("BDS_CONFIG")
     if not config or "watcher" in _DONE:
         return None
-    watcher = ConfigWatcher(config)
+    watcher = ConfigWatcher(config, pools=True)
     watcher.start()
     _DONE["watcher"] = watcher
     return watcher

@@ -142,11 +142,12 @@ def test_config_watcher_touches_the_dag_files_only_when_the_config_changes(tmp_p
     assert all(p.stat().st_mtime > 1_000_000_000 for p in files)
 
 
-def test_config_watcher_retries_the_dag_files_whose_parse_failed(tmp_path):
+def test_config_watcher_retries_the_dag_files_whose_parse_failed(tmp_path, airflow_db):
     """An import error in the (real) metadata DB for a bds DAG file gets that file
     touched again, so a parse that timed out does not wait a day for the next one."""
+    import datetime as dt
+
     from airflow.models.errors import ParseImportError
-    from airflow.utils import timezone
     from airflow.utils.session import create_session
 
     dags = tmp_path / "dags"
@@ -159,7 +160,7 @@ def test_config_watcher_retries_the_dag_files_whose_parse_failed(tmp_path):
     cfg.write_text("tenants: []\n")
     with create_session() as session:
         err = ParseImportError(filename=failed.name, bundle_name="dags-folder",
-                               stacktrace="timed out", timestamp=timezone.utcnow())
+                               stacktrace="timed out", timestamp=dt.datetime.now(dt.UTC))
         session.add(err)
         session.flush()
         err_id = err.id
@@ -172,3 +173,54 @@ def test_config_watcher_retries_the_dag_files_whose_parse_failed(tmp_path):
     finally:
         with create_session() as session:
             session.query(ParseImportError).filter(ParseImportError.id == err_id).delete()
+
+
+def test_config_watcher_keeps_the_extract_pools_as_the_config_says(tmp_path, airflow_db):
+    """The DAG processor's watcher creates the configuration's pools when it starts and
+    resizes them after a change (a missing pool would leave extracts "scheduled" for
+    ever); an unloadable configuration changes no pool."""
+    from airflow.models.pool import Pool
+    from airflow.utils.session import create_session
+
+    conn = f"pw_{os.getpid()}"
+
+    def slots() -> int | None:
+        with create_session() as s:
+            p = s.query(Pool).filter(Pool.pool == f"bds_{conn}").one_or_none()
+            return None if p is None else p.slots
+
+    def config(size: int) -> str:
+        return textwrap.dedent(f"""\
+            defaults: {{output_root: {tmp_path}/out, staging_root: {tmp_path}/st,
+                        pool_sizes: {{{conn}: {size}}}}}
+            tenants:
+              - id: acme
+                name: Acme
+                production_date: 2026-01-01
+                gimdb_conn_id: {conn}
+                metrics: [seats_chat]
+                regions: [{{code: us, locations: [{{code: d, switches: []}}]}}]
+            """)
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    cfg = tmp_path / "bds.yaml"
+    cfg.write_text(config(3))
+    assert slots() is None
+    w = preload.ConfigWatcher(str(cfg), str(dags), interval=0.1, pools=True)
+    try:
+        w.start()
+        deadline = time.time() + 20
+        while time.time() < deadline and slots() != 3:
+            time.sleep(0.1)
+        assert slots() == 3
+        cfg.write_text(config(7) + "# resized\n")
+        deadline = time.time() + 20
+        while time.time() < deadline and slots() != 7:
+            time.sleep(0.1)
+        assert slots() == 7
+        cfg.write_text("tenants: [ {id: broken\n")
+        assert w.sync_pools() == [] and slots() == 7
+    finally:
+        with create_session() as s:
+            s.query(Pool).filter(Pool.pool == f"bds_{conn}").delete()

@@ -225,25 +225,21 @@ class ConfigWatcher(threading.Thread):
 
     def run(self) -> None:
         last_retry = time.monotonic()
-        if self.pools:
-            self._safely(self.sync_pools)
+        first = True
         while True:
+            # Sleep first: the thread starts while `import airflow` is still running in
+            # the main thread, and importing Airflow's models from here before it ends
+            # deadlocks on the import locks.
             time.sleep(self.interval)
             try:
-                if self.check() and self.pools:
+                if (self.check() or first) and self.pools:
                     self.sync_pools()
+                first = False
                 if time.monotonic() - last_retry >= RETRY_SECONDS:
                     last_retry = time.monotonic()
                     self.retry_errored()
             except Exception as exc:  # never let the watcher die quietly
                 print(f"bds: configuration watcher: {exc!r}", file=sys.stderr)
-
-    @staticmethod
-    def _safely(step) -> None:
-        try:
-            step()
-        except Exception as exc:
-            print(f"bds: configuration watcher: {exc!r}", file=sys.stderr)
 
 
 def _dag_folder() -> str:

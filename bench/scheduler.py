@@ -61,6 +61,8 @@ from typing import Any
 import psutil
 import yaml
 
+from bds_airflow.airflow_env import DAGS_FOLDER
+
 from . import infomart
 
 try:
@@ -246,7 +248,7 @@ def airflow_env(home: Path, meta: infomart.Server, dsns: dict[str, str], config:
     api = f"http://127.0.0.1:{api_port}"
     env.update({
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

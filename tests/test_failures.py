@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.cases import DAY, expected_for, setup_case
+from tests.cases import DAY, NO_DEFAULT_CONFIG, expected_for, setup_case
 from tests.conftest import dsn
 
 pytestmark = [pytest.mark.xdist_group("airflow"), pytest.mark.usefixtures("airflow_db")]
@@ -80,33 +80,14 @@ def _last_run_id(session, dag_id: str) -> str:
         DagRun.id.desc()).first().run_id
 
 
-NO_DEFAULT = """
-defaults:
-  gimdb_conn_id: e2e_gim
-  output_root: {root}/out
-  staging_root: {root}/staging
-  retries: 3
-  retry_delay_seconds: 1
-tenants:
-  - id: acme
-    name: Acme
-    production_date: 2026-03-01
-    timezone: America/New_York
-    gim: {{tenant_key: 101, tenant_dbid: 1}}
-    metrics: [seats_chat, seats_outbound]
-    regions:
-      - code: us
-        locations: [{{code: us_east, switches: [SIP_East_1]}}]
-      - code: eu
-        locations: [{{code: eu_west, switches: [SIP_Dublin]}}]
-"""
 
 
 def test_session_on_unknown_switch_without_default_fails_once_naming_it(
         tmp_path, new_db, monkeypatch, capsys):
     from bds_airflow.runner import run_days
 
-    t, root = setup_case(tmp_path, new_db, monkeypatch, config=NO_DEFAULT, tenant="acme_nodef")
+    t, root = setup_case(tmp_path, new_db, monkeypatch, config=NO_DEFAULT_CONFIG,
+                         tenant="acme_nodef")
     lines: list[str] = []
     assert run_days(t, DAY, DAY, echo=lines.append) == 1
     assert "FAILED" in lines[0] and "compute.seats_chat" in lines[0]

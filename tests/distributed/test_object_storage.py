@@ -7,7 +7,6 @@ connection in the environment) supplies the endpoint and the credentials.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,28 +14,6 @@ import pytest
 from tests.distributed.cluster import BUCKET, S3_CONN_ID, Cluster
 
 pytestmark = pytest.mark.xdist_group("distributed")
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("s3"), {}, Path("unused.yaml"))
-    try:
-        c.start_s3()
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture
-def resolver(s3, monkeypatch, airflow_db) -> Iterator[None]:
-    from bds_airflow import object_storage
-
-    monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", s3.s3_conn_json())
-    object_storage.install()
-    try:
-        yield
-    finally:
-        object_storage.uninstall()
 
 
 def _puts(s3: Cluster) -> list[str]:

@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests import restate_scenario
-from tests.distributed.cluster import BUCKET, S3_CONN_ID, Cluster
+from tests.distributed.cluster import BUCKET, S3_CONN_ID
 
 pytestmark = pytest.mark.xdist_group("distributed")
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("s3"), {}, Path("unused.yaml"))
-    try:
-        c.start_s3()
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture
-def resolver(s3, monkeypatch) -> Iterator[None]:
-    from bds_airflow import object_storage
-
-    monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", s3.s3_conn_json())
-    object_storage.install()
-    try:
-        yield
-    finally:
-        object_storage.uninstall()
 
 
 @pytest.mark.parametrize("kind", ["daily", "monthly"])

@@ -102,7 +102,7 @@ def serve(root: Path, cfg, uri: str, last: dt.date, port: int) -> int:
     env.update({
         "PATH": f"{airflow.parent}{os.pathsep}{env.get('PATH', '')}",  # standalone runs `airflow`
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",

@@ -172,11 +172,13 @@ def deadline(t: TenantConfig) -> Any:
     if not configured(t.alerts):
         return None
     from airflow.sdk.definitions.callback import AsyncCallback
-    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+    from airflow.sdk.definitions.deadline import DeadlineAlert
+
+    from .deadlines import BillingDayEnd
 
     return DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-        interval=dt.timedelta(hours=24 + t.publish_deadline_hours),
+        reference=BillingDayEnd(),  # the day's end, 23/24/25 hours after its start
+        interval=dt.timedelta(hours=t.publish_deadline_hours),
         callback=AsyncCallback(BdsAlert, kwargs=BdsAlert.kwargs_of(t, "day_late")),
         name=f"bds_{t.id}_publish_deadline")
 

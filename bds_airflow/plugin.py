@@ -6,6 +6,8 @@ Registered through the package's `airflow.plugins` entry point (pyproject.toml),
 plugins folder.
 
 - `timetables`: the billing-day timetable (SPEC §8), needed to deserialize bds DAGs.
+- `deadline_references`: `BillingDayEnd`, the reference of the "day not published"
+  DeadlineAlert (the billing day's end, SPEC §8 Alerts), needed to deserialize it too.
 - `fastapi_root_middlewares`: on the API server, a manual trigger of a bds DAG (the UI's
   trigger form or `POST /api/v2/dags/{dag_id}/dagRuns`) gets the first instant of the
   billing day its logical date names as logical date (`bds_airflow.trigger_identity`).
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from .deadlines import BillingDayEnd
 from .timetable import BillingDayTimetable
 from .trigger_identity import BillingDayTriggerMiddleware
 
@@ -45,6 +48,7 @@ BILLING_VIEW = {
 class BdsPlugin(AirflowPlugin):
     name = "bds"
     timetables = [BillingDayTimetable]
+    deadline_references = [BillingDayEnd]  # the "day not published" deadline's reference
     fastapi_root_middlewares = [
         {"middleware": BillingDayTriggerMiddleware,
          "args": [], "kwargs": {}, "name": "bds billing-day trigger identity"},

@@ -233,7 +233,9 @@ def _rerun(scheduler_dag, dr, conf: dict, session):
     scheduler_dag.clear(run_id=dr.run_id, dag_run_state=DagRunState.RUNNING,
                         session=session)
     session.flush()
-    dr.conf = {**(dr.conf or {}), **conf}
+    # What an earlier `bds run --force` recorded (`readiness`) is this run's to say
+    # again or not: a normal re-run of a forced day must not stay marked forced.
+    dr.conf = {**{k: v for k, v in (dr.conf or {}).items() if k != "readiness"}, **conf}
     dr.state = DagRunState.RUNNING
     dr.start_date = pendulum.now("UTC")
     dr.end_date = None

@@ -33,6 +33,12 @@ def _stage(t: TenantConfig, area: str, day: dt.date, name: str) -> str:
     return storage.join(t.staging_root, t.id, area, day.isoformat(), f"{name}.parquet")
 
 
+def month_lock_path(t: TenantConfig, month: str) -> str:
+    """The lock file of a tenant's month folder (`month` YYYY-MM) in its staging root:
+    one month write (files, report) at a time across processes of this machine."""
+    return storage.join(t.staging_root, t.id, "locks", f"monthly-{month}.lock")
+
+
 def dataset_path(t: TenantConfig, day: dt.date, name: str) -> str:
     return _stage(t, "datasets", day, name)
 

@@ -23,9 +23,9 @@ from . import attribution, datasets, storage
 from . import monthly as months
 from .compute import MappingError, compute_metric
 from .config import ConfigError, TenantConfig
-from .days import Period, billing_day
+from .days import Period, billing_day, billing_month
 from .emission import Bundle, build_files, publish
-from .layout import dataset_path, minutes_path, results_path, work_path
+from .layout import dataset_path, minutes_path, month_lock_path, results_path, work_path
 from .plan import CONFIG_SNAPSHOTS, SESSION_DATASETS, day_plan, leaves, resolve
 
 __all__ = ["dataset_path", "results_path", "work_path"]  # layout's, re-exported
@@ -322,15 +322,17 @@ def run_action(action: str, t: TenantConfig, day: dt.date, name: str | None,
     if action == "daily_files":
         return emit_daily(t, day, inputs["metrics"], inputs["datasets"], inputs["maps"],
                           extra=extra)
-    if action == "month_files":
-        return emit_monthly(t, day)  # None: the month is incomplete (skipped)
-    if action == "month_report":
-        month_folder = inputs["month_folder"]
-        # The month's usage report (SPEC §10), for people: beside the month's files but
-        # not in its manifest; `publish` removes only stale *.csv, so it stays.
-        from . import report
+    if action in ("month_files", "month_report"):
+        # SPEC §8: monthly writes of one tenant never run at the same time, whoever runs
+        # them (the scheduler's tasks, `bds run`s of other days of the month).
+        with storage.exclusive(month_lock_path(t, billing_month(day, t.timezone).label)):
+            if action == "month_files":
+                return emit_monthly(t, day)  # None: the month is incomplete (skipped)
+            # The month's usage report (SPEC §10), for people: beside the month's files
+            # but not in its manifest; `publish` removes only stale *.csv, so it stays.
+            from . import report
 
-        return report.write_month_report(t, day, month_folder)
+            return report.write_month_report(t, day, inputs["month_folder"])
     raise ValueError(f"unknown bds step action {action!r}")
 
 

@@ -14,6 +14,7 @@ naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import posixpath
@@ -22,7 +23,7 @@ import secrets
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 TEMP_PREFIX = ".tmp-"
@@ -188,6 +189,28 @@ def _fsync_dir(folder: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive(path: str) -> Iterator[None]:
+    """Hold an exclusive lock on the local file `path` (created if missing, its folder
+    too) until the block ends, waiting for any other holder: `fcntl.flock`, released by
+    the kernel however the holder ends. On object storage nothing is locked (there is no
+    lock to take; there the scheduler's one month task at a time per tenant serialises
+    month writes, SPEC §8)."""
+    if is_url(path):
+        yield
+        return
+    import fcntl
+
+    local = _local(path)
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    with open(local, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def read_bytes(path: str) -> bytes:

@@ -324,3 +324,50 @@ def test_a_task_without_its_connection_fails_once_without_retry(tmp_path, new_db
     extracts = {k: v for k, v in tis.items() if k.startswith("extract.") and v[1]}
     assert extracts and set(extracts.values()) == {("failed", 1)}, tis
     assert time.monotonic() - started < 300
+
+
+_HOLD = """
+import sys, time
+from bds_metrics import storage
+with storage.exclusive(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_month_writes_of_a_tenant_wait_for_each_other(tmp_path: Path) -> None:
+    """SPEC §8: monthly writes of one tenant never run at the same time. Another process
+    holding the month's lock (a `bds run` of another day, a scheduler task) makes the
+    month step wait for it; another month does not wait."""
+    from bds_metrics.config import parse_config
+    from bds_metrics.layout import month_lock_path
+
+    t = parse_config(f"""
+tenants:
+  - id: acme
+    name: Acme
+    production_date: 2026-03-01
+    timezone: America/New_York
+    metrics: [seats_chat]
+    output_root: {tmp_path}/out
+    staging_root: {tmp_path}/st
+    regions: [{{code: us, locations: [{{code: d, switches: []}}]}}]
+""").tenants[0]
+    import datetime as dt
+
+    lock = month_lock_path(t, "2026-03")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, lock, "2"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        # April's month step does not wait for March's lock
+        assert pipeline.run_action("month_files", t, dt.date(2026, 4, 2), None, {}) is None
+        assert time.monotonic() - t0 < 1.0
+        # March's waits until the holder has ended (the month is incomplete: None)
+        assert pipeline.run_action("month_files", t, dt.date(2026, 3, 8), None, {}) is None
+        waited = time.monotonic() - t0
+        assert waited >= 1.5, waited  # the holder slept 2 s with the lock
+    finally:
+        holder.kill()
+        holder.wait()

@@ -80,6 +80,16 @@ def test_bds_run_refuses_an_unready_day_and_force_says_so_in_the_manifest(
     for name, text in expected_for("acme_unready").items():
         assert (folder / name).read_text() == text, name
 
+    # The data arrives; a normal re-run of the day (the same Airflow run, re-run in
+    # place) no longer says forced, and bills the same values.
+    set_mark(_gim_dsn(), D1 + 3600)
+    lines.clear()
+    assert run_days(t, DAY, DAY, echo=lines.append) == 0, lines
+    assert not any("FORCED" in line for line in lines), lines
+    assert "readiness" not in json.loads((folder / "manifest.json").read_text())
+    for name, text in expected_for("acme_unready").items():
+        assert (folder / name).read_text() == text, name
+
 
 def test_clock_mode_ignores_the_mark(tmp_path, new_db, monkeypatch, airflow_db):
     from bds_airflow.runner import run_days
@@ -237,7 +247,7 @@ defaults:
     regions: [{{code: us, locations: [{{code: d, switches: []}}]}}]
 """).tenants[0]
     alert = deadline(t)
-    assert alert.interval == dt.timedelta(hours=54)
+    assert alert.interval == dt.timedelta(hours=30)  # after the day's end (SPEC §8)
     context = {"dag_run": {"dag_id": "bds_ny", "dag_run_id": "scheduled__2026-03-08",
                            "data_interval_start": "2026-03-08T05:00:00+00:00",
                            "logical_date": "2026-03-08T05:00:00+00:00",

@@ -165,6 +165,13 @@ def test_wait_deferred_then_bill_late_alert_pool_and_importer(env):
     ti = _ti(cluster, late, "wait_settled")
     assert ti["state"] == "failed"
     assert not (env["root"] / "out" / "r_late").exists()
+    # The "day not published" deadline the scheduler stored for the run: the billing
+    # day's end (a 23-hour day: 2026-03-09T04:00Z) + publish_deadline_hours (30)
+    with psycopg.connect(dsn(cluster.metadata_db)) as c:
+        stored = c.execute(
+            "SELECT d.deadline_time FROM deadline d JOIN dag_run r ON r.id = d.dagrun_id "
+            "WHERE r.dag_id = %s AND r.run_id = %s", late).fetchall()
+    assert [row[0] for row in stored] == [dt.datetime(2026, 3, 10, 10, tzinfo=dt.UTC)]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (env["hook"].bodies and env["box"].messages):
         time.sleep(0.5)

@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 
 from tests.cases import DAY, setup_case
-from tests.test_failures import NO_DEFAULT
+from tests.cases import NO_DEFAULT_CONFIG as NO_DEFAULT
 
 pytestmark = [pytest.mark.xdist_group("airflow"), pytest.mark.usefixtures("airflow_db")]
 

@@ -23,11 +23,18 @@ def s3(tmp_path_factory) -> Iterator[Cluster]:
 
 @pytest.fixture
 def resolver(s3, monkeypatch, airflow_db) -> Iterator[None]:
+    """Each module's S3 server has its own port under the same connection id: Airflow
+    keeps one object store per connection id and process (`_STORE_CACHE`), so the one
+    of an earlier module's (stopped) server is dropped first."""
+    from airflow.sdk.io import store
+
     from bds_airflow import object_storage
 
     monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", s3.s3_conn_json())
+    store._STORE_CACHE.clear()
     object_storage.install()
     try:
         yield
     finally:
         object_storage.uninstall()
+        store._STORE_CACHE.clear()

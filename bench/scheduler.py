@@ -1,7 +1,7 @@
 """`make bench-scheduler`: Airflow's cost per tenant-day, through the real scheduler.
 
     python -m bench.scheduler [--tenants 8] [--days 2] [--parallelism 4]
-                              [--waiting-tenants 20] [--idle-tenants 1000] [--window 60]
+                              [--waiting-tenants 50] [--idle-tenants 1000] [--window 30]
                               [--label after] [--out BENCHMARKS.md] [--work .bds/bench-scheduler]
 
 Everything on this machine, in one run, against two private PostgreSQL servers (pgserver):
@@ -794,7 +794,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parallelism", type=int, default=4)
     ap.add_argument("--waiting-tenants", type=int, default=50)
     ap.add_argument("--idle-tenants", type=int, default=1000)
-    ap.add_argument("--window", type=float, default=60.0, help="seconds of each idle sample")
+    ap.add_argument("--window", type=float, default=30.0, help="seconds of each idle sample")
     ap.add_argument("--label", default="after", choices=("before", "after"))
     ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
     ap.add_argument("--work", default=str(REPO / ".bds" / "bench-scheduler"))

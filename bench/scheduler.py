@@ -387,6 +387,15 @@ def hash_tree(root: Path) -> tuple[str, int]:
 
 # ------------------------------------------------------------------ phases
 
+def component_pids(comps: dict[str, Any], work: Path) -> dict[str, int]:
+    """{process kind: pid} of the Airflow components started and the metadata DB."""
+    return {"scheduler": comps["scheduler"].proc.pid,
+            "dag_processor": comps["dag-processor"].proc.pid,
+            "triggerer": comps["triggerer"].proc.pid,
+            "api_server": comps["api-server"].proc.pid,
+            "metadata_db": postmaster_pid(work / "pg_meta")}
+
+
 def phase_backfill(args: argparse.Namespace, work: Path, meta: infomart.Server,
                    im: infomart.Server, dsns: dict[str, str]) -> dict[str, Any]:
     n, d = args.tenants, args.days
@@ -404,12 +413,7 @@ def phase_backfill(args: argparse.Namespace, work: Path, meta: infomart.Server,
     t_start = time.monotonic()
     comps = start_airflow(env, logs, port)
     try:
-        pids = {"scheduler": comps["scheduler"].proc.pid,
-                "dag_processor": comps["dag-processor"].proc.pid,
-                "triggerer": comps["triggerer"].proc.pid,
-                "api_server": comps["api-server"].proc.pid,
-                "metadata_db": postmaster_pid(work / "pg_meta"),
-                "infomart": postmaster_pid(work / "pg_infomart")}
+        pids = {**component_pids(comps, work), "infomart": postmaster_pid(work / "pg_infomart")}
         meter = Meter(pids)
         meter.start()
         lst = list(comps.values())
@@ -539,11 +543,7 @@ def phase_waiting(args: argparse.Namespace, work: Path, meta: infomart.Server,
     migrate(env, logs)
     comps = start_airflow(env, logs, port)
     try:
-        pids = {"scheduler": comps["scheduler"].proc.pid,
-                "dag_processor": comps["dag-processor"].proc.pid,
-                "triggerer": comps["triggerer"].proc.pid,
-                "api_server": comps["api-server"].proc.pid,
-                "metadata_db": postmaster_pid(work / "pg_meta")}
+        pids = component_pids(comps, work)
         meter = Meter(pids)
         lst = list(comps.values())
         wait_for("the API server", lambda: api_ready(port), 300, lst)

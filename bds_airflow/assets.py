@@ -36,6 +36,43 @@ def daily_alias(tenant_id: str) -> str:
     return f"bds_{tenant_id}_daily"
 
 
+def ensure_models(tenants: list[TenantConfig]) -> list[str]:
+    """Create the metadata DB rows (AssetModel) of the tenants' daily and monthly assets
+    that do not exist yet; returns their URIs.
+
+    The DAGs declare aliases only (see `outlets`), so Airflow creates an asset's row when
+    a task first emits an event of it; two tasks emitting a tenant's first events at the
+    same time (catch-up, a backfill) both try, and the loser's task is set to failed
+    (unique key `idx_asset_name_uri_unique`). Created beforehand, by the DAG processor's
+    configuration watcher (`bds_airflow.preload`) and by `bds run`, the rows exist before
+    any task runs. Safe beside another process doing the same."""
+    from airflow.models.asset import AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    wanted = [u for t in tenants for u in (daily_uri(t.id), monthly_uri(t.id))]
+    with create_session() as s:
+        have = set(s.scalars(select(AssetModel.uri).where(AssetModel.uri.like("bds://%"))))
+    missing = [u for u in wanted if u not in have]
+    made = []
+    for i in range(0, len(missing), 500):
+        chunk = missing[i:i + 500]
+        try:
+            with create_session() as s:
+                s.add_all([AssetModel(name=u, uri=u, group="bds") for u in chunk])
+            made += chunk
+        except IntegrityError:  # another process made some meanwhile: one at a time
+            for u in chunk:
+                try:
+                    with create_session() as s:
+                        s.add(AssetModel(name=u, uri=u, group="bds"))
+                    made.append(u)
+                except IntegrityError:
+                    pass
+    return made
+
+
 def outlets(t: TenantConfig, step: str) -> list[Any]:
     """Aliases, not Assets, at parse time: an Asset of the `bds://` scheme makes Airflow
     load its providers manager to look for a URI normaliser (SQLAlchemy and seconds per

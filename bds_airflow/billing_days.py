@@ -95,6 +95,10 @@ def find_missing_runs(config_file: str | None = None) -> list[dict[str, Any]]:
             out.append({
                 "trigger_dag_id": dag_id,
                 "logical_date": start.isoformat(),
+                # Airflow infers an operator-triggered run's data interval from its
+                # run_after (now, when not given), not from its logical date: the day's
+                # first instant here, so the run bills day d (and may start at once).
+                "run_after": start.isoformat(),
                 "trigger_run_id": f"manual__{d.isoformat()}_{t.timezone.replace('/', '.')}"
                                   f"__gap-{now.strftime('%Y%m%dT%H%M%SZ')}",
                 "note": f"created by {DAG_ID}: billing day {d} had no run",

@@ -159,6 +159,9 @@ def cmd_pools(a: argparse.Namespace) -> int:
         return PROBLEM if problems else OK
     for line in pools.ensure(cfg):
         print(line)
+    from .assets import ensure_models
+
+    ensure_models(cfg.tenants)  # the tenants' asset rows, before any first publication
     return OK
 
 
@@ -351,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     po = command(sub, "pools", "create or resize the Airflow pools of the source connections",
                  "Create or resize the Airflow pools that bound the concurrent queries on "
-                 "each source connection (Info Mart, GVP) of the configuration.",
+                 "each source connection (Info Mart, GVP) of the configuration, and create "
+                 "the tenants' asset rows (bds://<tenant>/daily, /monthly).",
                  parents=[common])
     po.add_argument("--check", action="store_true",
                     help="only list missing or mis-sized pools (exit 1 when any)")

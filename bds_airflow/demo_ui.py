@@ -116,6 +116,7 @@ def serve(root: Path, cfg, uri: str, last: dt.date, port: int) -> int:
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free(8793)),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free(8794)),
     })
+    env_file = _write_env_file(home.parent / "env.sh", env)
     log_path = home / "standalone.log"
     print(f"\nbds demo --ui: {n} demo run(s) recorded as scheduled; starting Airflow "
           f"(log {log_path}) ...", flush=True)
@@ -130,6 +131,8 @@ def serve(root: Path, cfg, uri: str, last: dt.date, port: int) -> int:
   Airflow UI        {url}/   (user {USER}, password {password})
   Billing page      {url}/plugin/billing   (also: the Billing entry in the navigation)
   DAGs              {', '.join(dag_ids)}: unpaused, next run the day after {last}
+  CLI               source {env_file}   (then `airflow ...`, `bds run`, `bds status`
+                    reach this Airflow: its metadata DB, DAG folder and connections)
   Stop              Ctrl-C (stops Airflow and the demo's PostgreSQL)
 """, flush=True)
         while proc.poll() is None:
@@ -142,6 +145,27 @@ def serve(root: Path, cfg, uri: str, last: dt.date, port: int) -> int:
     finally:
         _stop(proc)
         print("bds demo --ui: stopped", flush=True)
+
+
+# What a shell needs to reach the demo's Airflow with the `airflow` and `bds` commands:
+# Airflow's settings come from the environment here (the airflow.cfg in AIRFLOW_HOME
+# holds Airflow's defaults, e.g. a SQLite metadata DB, which is not this one).
+_CLI_ENV = ("AIRFLOW_HOME", "BDS_CONFIG", "AIRFLOW__CORE__LOAD_EXAMPLES",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__DAGS_FOLDER",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW__API__BASE_URL",
+            "AIRFLOW__CORE__EXECUTOR")
+
+
+def _write_env_file(path: Path, env: dict[str, str]) -> Path:
+    """`export` lines (shell-quoted) of the demo Airflow's settings and connections."""
+    import shlex
+
+    keys = [k for k in _CLI_ENV if env.get(k)] + sorted(
+        k for k in env if k.startswith("AIRFLOW_CONN_"))
+    path.write_text("# source this file to use `airflow` and `bds` on bds demo --ui\n" + "".join(
+        f"export {k}={shlex.quote(env[k])}\n" for k in keys))
+    os.chmod(path, 0o600)
+    return path
 
 
 def _wait_ready(url: str, password: str, proc: subprocess.Popen, log: Path,

@@ -156,17 +156,21 @@ class ConfigWatcher(threading.Thread):
 
     def sync_pools(self) -> list[str]:
         """Create or resize the configuration's extract pools in the metadata DB
-        (`bds_airflow.pools.ensure`); returns its lines, [] when the configuration does
-        not load (the DAG files' parse reports that, naming file and key)."""
+        (`bds_airflow.pools.ensure`) and create its tenants' asset rows
+        (`bds_airflow.assets.ensure_models`); returns the pools' lines, [] when the
+        configuration does not load (the DAG files' parse reports that, naming file and
+        key)."""
         from bds_metrics.config import ConfigError, load_config
 
-        from . import pools
+        from . import assets, pools
 
         try:
             cfg = load_config(self.config)
         except (ConfigError, OSError):
             return []
-        return pools.ensure(cfg)
+        lines = pools.ensure(cfg)
+        assets.ensure_models(cfg.tenants)
+        return lines
 
     def _key(self) -> tuple[int, int, int] | None:
         try:

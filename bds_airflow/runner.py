@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -104,10 +105,12 @@ def run_days(
     from bds_metrics.days import billing_day
     from bds_metrics.layout import period_folder
 
+    from .assets import ensure_models
     from .pools import ensure
     from .readiness import gate
 
     ensure([t])
+    ensure_models([t])
     scheduler_dag = _sync_dag(dag)
     conf = {"wait_for_settle": False, "reextract_config": reextract_config}
     failed = 0
@@ -122,7 +125,7 @@ def run_days(
                  f"(mark {ready_conf['readiness'].get('mark_utc')})")
         try:
             with _day_lock(t, day):
-                dr = _run_day(dag, scheduler_dag, t, day, {**conf, **ready_conf})
+                dr = _run_day(dag, scheduler_dag, t, day, {**conf, **ready_conf}, echo)
         except DayRefused as exc:
             failed += 1
             echo(f"{t.id} {day.isoformat()} REFUSED {exc}")
@@ -179,8 +182,10 @@ def _sync_dag(dag):
     return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
 
 
-def _run_day(dag, scheduler_dag, t: TenantConfig, day: dt.date, conf: dict):
-    """Create or re-use the run of `day` and drive it to its end in this process."""
+def _run_day(dag, scheduler_dag, t: TenantConfig, day: dt.date, conf: dict,
+             echo: Callable[[str], None] | None = None):
+    """Create or re-use the run of `day` and drive it to its end in this process, or,
+    when a live scheduler will run it, let it and wait (`_live_scheduler`)."""
     from airflow import settings
     from airflow.models.dagrun import DagRun
     from airflow.utils.state import DagRunState
@@ -196,14 +201,59 @@ def _run_day(dag, scheduler_dag, t: TenantConfig, day: dt.date, conf: dict):
     if dr is not None and dr.state in (DagRunState.RUNNING, DagRunState.QUEUED):
         raise DayRefused(f"run {dr.run_id} of this day is already {dr.state} "
                          "(wait for it, or stop it in the Airflow UI)")
+    handoff = _live_scheduler(dag.dag_id, session)
     try:
         dr = _rerun(scheduler_dag, dr, conf, session) if dr is not None else \
             _new_run(scheduler_dag, t, day, logical, conf, session)
     except IntegrityError:
         session.rollback()
         raise DayRefused("another process created this day's run a moment ago") from None
-    _drive(dag, dr, session)
+    if handoff:
+        if echo is not None:
+            echo(f"{t.id} {day.isoformat()} run {dr.run_id}: on the running scheduler "
+                 "(its executor runs the tasks; waiting for it)")
+        _wait_for_scheduler(dr, session)
+    else:
+        _drive(dag, dr, session)
     return dr
+
+
+def _live_scheduler(dag_id: str, session) -> bool:
+    """True when a live scheduler (and triggerer) of this metadata DB will run the day:
+    a scheduler heartbeating and the DAG not paused. `bds run` then leaves the tasks to
+    it (two executors of one task instance collide); a paused DAG's runs the scheduler
+    does not touch, so they run here. Raises DayRefused when a scheduler is live but no
+    triggerer is (the readiness task starts in the triggerer: the day would never
+    start)."""
+    from airflow.jobs.job import most_recent_job
+    from airflow.models.dag import DagModel
+
+    job = most_recent_job("SchedulerJob", session=session)
+    if job is None or not job.is_alive():
+        return False
+    model = DagModel.get_current(dag_id, session=session)
+    if model is None or model.is_paused:
+        return False
+    trig = most_recent_job("TriggererJob", session=session)
+    if trig is None or not trig.is_alive():
+        raise DayRefused("a scheduler is running on this metadata DB but no triggerer: "
+                         "start `airflow triggerer`, or pause the DAG to run the day here")
+    return True
+
+
+def _wait_for_scheduler(dr, session, poll: float = 2.0) -> None:
+    """Wait until the live scheduler has finished the run (its tasks run on its
+    executor; Ctrl-C stops waiting, not the run)."""
+    import time
+
+    from airflow.utils.state import State
+
+    while True:
+        session.expire_all()
+        session.refresh(dr)
+        if dr.state in State.finished_dr_states:
+            return
+        time.sleep(poll)
 
 
 def _new_run(scheduler_dag, t: TenantConfig, day: dt.date, logical, conf: dict, session):

@@ -48,11 +48,14 @@ class LocalCluster(Cluster):
         import signal
         import subprocess
 
-        old = self.procs["scheduler"]
+        names = [n for n in self.procs if n == "scheduler" or n.startswith("scheduler-")]
+        current = names[-1]
+        old = self.procs[current]
         kill_tree(old.popen.pid, signal.SIGTERM)
         try:
             old.popen.wait(timeout=30)
         except subprocess.TimeoutExpired:
             kill_tree(old.popen.pid)
-        self._dead_ok.add("scheduler")
-        self._spawn("scheduler-2", [str(BIN / "airflow"), "scheduler"], {**self.env(), **env})
+        self._dead_ok.add(current)
+        self._spawn(f"scheduler-{len(names) + 1}", [str(BIN / "airflow"), "scheduler"],
+                    {**self.env(), **env})

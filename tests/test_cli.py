@@ -96,3 +96,25 @@ def test_verify_with_nothing_to_verify_says_why(config, capsys):
     assert "nothing to verify" in err and "'acme' at all" in err and str(out) in err
     assert cli.main(["verify", "-t", "acme", "--from", "2026-03-01", "--to", "2026-03-02"]) == 1
     assert "between 2026-03-01 and 2026-03-02" in capsys.readouterr().err
+
+
+def test_demo_ui_env_file_gives_a_shell_the_demo_airflow(tmp_path):
+    """`bds demo --ui` writes .bds/demo/env.sh: sourced in bash, the `airflow` and `bds`
+    commands see the running Airflow's metadata DB, DAG folder and connections (values
+    with spaces, quotes and `$` survive)."""
+    import subprocess
+
+    from bds_airflow.demo_ui import _write_env_file
+
+    env = {"AIRFLOW_HOME": str(tmp_path / "air flow"), "BDS_CONFIG": "/x/bds.yaml",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://u:p$w'd@/db?host=/s",
+           "AIRFLOW_CONN_BDS_DEMO_GIM": '{"conn_type": "postgres", "host": "/tmp/x"}',
+           "PATH": "/usr/bin", "UNRELATED": "no"}
+    path = _write_env_file(tmp_path / "env.sh", env)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"  # it holds a password
+    keys = ["AIRFLOW_HOME", "BDS_CONFIG", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+            "AIRFLOW_CONN_BDS_DEMO_GIM", "UNRELATED"]
+    out = subprocess.run(["bash", "-c", f"source {path} && " + " && ".join(
+        f'printf "%s\\n" "${{{k}-unset}}"' for k in keys)], capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin"}, check=True).stdout.splitlines()
+    assert out == [env[k] for k in keys[:-1]] + ["unset"]

@@ -181,8 +181,10 @@ def test_config_watcher_keeps_the_extract_pools_as_the_config_says(tmp_path, air
     ever); an unloadable configuration changes no pool."""
     from airflow.models.pool import Pool
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     conn = f"pw_{os.getpid()}"
+    tid = f"t{os.getpid()}"  # a tenant no other test has published
 
     def slots() -> int | None:
         with create_session() as s:
@@ -194,7 +196,7 @@ def test_config_watcher_keeps_the_extract_pools_as_the_config_says(tmp_path, air
             defaults: {{output_root: {tmp_path}/out, staging_root: {tmp_path}/st,
                         pool_sizes: {{{conn}: {size}}}}}
             tenants:
-              - id: acme
+              - id: {tid}
                 name: Acme
                 production_date: 2026-01-01
                 gimdb_conn_id: {conn}
@@ -214,6 +216,18 @@ def test_config_watcher_keeps_the_extract_pools_as_the_config_says(tmp_path, air
         while time.time() < deadline and slots() != 3:
             time.sleep(0.1)
         assert slots() == 3
+        # and the tenant's asset rows exist before any task emits (two first events
+        # at once would race to create them, and the loser's task would be failed)
+        from airflow.models.asset import AssetModel
+
+        with create_session() as s:
+            uris = set(s.scalars(select(AssetModel.uri).where(
+                AssetModel.uri.in_([f"bds://{tid}/daily", f"bds://{tid}/monthly"]))))
+        assert uris == {f"bds://{tid}/daily", f"bds://{tid}/monthly"}
+        from bds_airflow.assets import ensure_models
+        from bds_metrics.config import load_config
+
+        assert ensure_models(load_config(str(cfg)).tenants) == []  # already there
         cfg.write_text(config(7) + "# resized\n")
         deadline = time.time() + 20
         while time.time() < deadline and slots() != 7:

@@ -255,6 +255,40 @@ def test_wait_deferred_then_bill_late_alert_pool_and_importer(env):
     assert D0 < D1  # the hand-worked day (tests/cases.py)
 
 
+def test_bds_run_beside_a_live_scheduler_hands_the_day_to_it(env):
+    """`bds run` of a day while a scheduler runs on the same metadata DB: the scheduler's
+    executor runs the tasks (two executors of one task instance collide: deadlocks,
+    "Task Instance not found"), `bds run` re-uses the day's run in place and waits;
+    each task runs once more, the files are the hand-worked ones."""
+    cluster = env["cluster"]
+    # no catch-up runs when r_p1 is unpaused: cron scheduling off again
+    cluster.restart_scheduler(AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False")
+    _until("the new scheduler", lambda: cluster.get("/api/v2/monitor/health", auth=False)
+           ["scheduler"]["status"] == "healthy", 120, cluster)
+    cluster.request("PATCH", "/api/v2/dags/bds_r_p1", json={"is_paused": False})
+    key = ("bds_r_p1", "manual__r_p1_2026-03-08")
+    before = {t["task_id"]: t["try_number"] for t in cluster.task_instances(*key)}
+    assert cluster.run_state(*key) == "success"
+    bds = str(Path(os.sys.executable).with_name("bds"))
+    out = subprocess.run([bds, "run", "-t", "r_p1", "--from", "2026-03-08", "--to",
+                          "2026-03-08", "--config", str(cluster.config)],
+                         env=cluster.env(), capture_output=True, text=True, timeout=900)
+    cluster.request("PATCH", "/api/v2/dags/bds_r_p1", json={"is_paused": True})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr, out.stderr
+    lines = out.stdout.splitlines()
+    assert any("run manual__r_p1_2026-03-08: on the running scheduler" in x for x in lines)
+    assert lines[-1].startswith("r_p1 2026-03-08 ok"), lines
+    runs = cluster.get("/api/v2/dags/bds_r_p1/dagRuns")["dag_runs"]
+    assert [r["dag_run_id"] for r in runs] == [key[1]], runs  # the same run, re-used
+    after = {t["task_id"]: (t["try_number"], t["state"]) for t in cluster.task_instances(*key)}
+    ran = {k: v for k, v in after.items() if v[1] == "success" and k != "wait_settled"}
+    assert ran and all(v[0] == before[k] + 1 for k, v in ran.items()), (before, after)
+    folder = env["root"] / "out" / "r_p1" / "daily" / "2026-03-08"
+    for name, text in expected_for("r_p1").items():
+        assert (folder / name).read_text() == text, name
+
+
 def _until(what, check, timeout, cluster):
     from tests.distributed.cluster import wait_for
 

@@ -311,3 +311,17 @@ def test_a_backfill_ahead_of_the_catch_up_leaves_no_day_without_a_run(env):
     _assert_one_billed_run_per_day(env["root"], t, runs, days, cluster)
     kinds = {_day_of(x, t.timezone): x["run_type"] for x in runs}
     assert kinds[first] == kinds[last] == "backfill"
+
+    # A day whose run is gone (deleted in the UI): the maintenance DAG creates it again,
+    # and that run bills that day (its data interval, not the day it was created).
+    lost = days[0]
+    gone = next(r for r in runs if _day_of(r, t.timezone) == lost)
+    r = cluster.request("DELETE", f"/api/v2/dags/bds_gap/dagRuns/{gone['dag_run_id']}")
+    assert r.status_code == 204, r.text
+    r = cluster.request("POST", "/api/v2/dags/bds_billing_days/dagRuns",
+                        json={"logical_date": None})
+    assert r.status_code == 200, r.text
+    runs = _wait_every_day_billed(cluster, t, days, timeout=600)
+    again = [x for x in runs if _day_of(x, t.timezone) == lost]
+    assert len(again) == 1 and "__gap-" in again[0]["dag_run_id"], again
+    _assert_one_billed_run_per_day(env["root"], t, runs, days, cluster)

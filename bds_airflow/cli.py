@@ -176,10 +176,10 @@ def cmd_verify(a: argparse.Namespace) -> int:
         print(p)
     if checked == 0:
         where = storage.join(t.output_root, t.id)
-        span = (f"between {a.from_ or 'the first'} and {a.to or 'the last'} period"
-                if a.from_ or a.to else "at all")
-        print(f"bds verify: nothing to verify: no daily or monthly folder of tenant {t.id!r} "
-              f"{span} under {where} (not published yet, or another output_root?)",
+        span = (f"from {a.from_ or 'the first published day'} to "
+                f"{a.to or 'the last published day'}" if a.from_ or a.to else "at all")
+        print(f"bds verify: nothing to verify: tenant {t.id!r} has no daily or monthly "
+              f"folder {span} under {where} (not published yet, or another output_root?)",
               file=sys.stderr)
         return PROBLEM
     print(f"{checked} period folder(s) checked, {len(problems)} problem(s)")
@@ -205,6 +205,9 @@ def cmd_status(a: argparse.Namespace) -> int:
     t = _tenant(a)
     first = max(a.from_ or t.production_date, t.production_date)
     last = a.to or status.last_due_day(t)
+    if a.to is not None and a.to < t.production_date:
+        raise UsageError(f"--to {last} is before the production date {t.production_date} "
+                         f"of tenant {t.id!r}: nothing is billed before it")
     if last < first:
         raise UsageError(f"--to {last} is before --from {first}")
     runs, why = ({}, "not asked (--no-airflow)") if a.no_airflow else airflow_runs(t, first, last)

@@ -98,7 +98,7 @@ def build_dag(t: TenantConfig) -> Any:
         dag_id=f"bds_{t.id}",
         description=f"BDS billing data for {t.name}",
         schedule=BillingDayTimetable(
-            t.timezone, t.settle_hours if t.wait_for_settle else 0.0),
+            t.timezone, t.settle_hours if t.wait_for_settle else 0.0, t.production_date),
         start_date=start,
         catchup=True,
         max_active_runs=4,

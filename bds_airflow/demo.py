@@ -77,6 +77,12 @@ def run_demo(root: str, days: int = 21, agents: int = 300, ui: bool = False,
     airflow_env.configure()
 
     print(f"bds demo: working folder {root_p}")
+    # A fresh demo each time: its Info Mart and metadata DB are made anew, so files of an
+    # earlier demo (other days with `--ui`) would only mislead the summary and the UI.
+    import shutil
+
+    for stale in ("out", "staging"):
+        shutil.rmtree(root_p / stale, ignore_errors=True)
     server = _server(root_p)
     uri = server.get_uri()
     if ui:  # the scheduler needs a metadata DB that several processes share

@@ -130,7 +130,8 @@ def serve(root: Path, cfg, uri: str, last: dt.date, port: int) -> int:
         print(f"""
   Airflow UI        {url}/   (user {USER}, password {password})
   Billing page      {url}/plugin/billing   (also: the Billing entry in the navigation)
-  DAGs              {', '.join(dag_ids)}: unpaused, next run the day after {last}
+  DAGs              {', '.join(dag_ids)}: unpaused, next run the day after {last};
+                    bds_billing_days and the import_* examples unpaused
   CLI               source {env_file}   (then `airflow ...`, `bds run`, `bds status`
                     reach this Airflow: its metadata DB, DAG folder and connections)
   Stop              Ctrl-C (stops Airflow and the demo's PostgreSQL)
@@ -209,3 +210,12 @@ def _unpause_when_caught_up(url: str, token: str, cfg, last: dt.date, proc,
         time.sleep(2)
     if pending:
         print(f"  left paused (their next run is not after {last} yet): {', '.join(pending)}")
+    # The maintenance DAG (every demo day has its run: it finds nothing to do) and the
+    # example importers (run on each newly published day), as the README describes.
+    from .billing_days import DAG_ID
+
+    for dag_id in [DAG_ID, *(f"import_{t.id}" for t in cfg.tenants)]:
+        r = requests.patch(f"{url}/api/v2/dags/{dag_id}", headers=h,
+                           json={"is_paused": False}, timeout=10)
+        if not r.ok and r.status_code != 404:  # 404: not parsed (e.g. no importer)
+            print(f"  could not unpause {dag_id}: {r.status_code} {r.text[:200]}")

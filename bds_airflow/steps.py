@@ -78,6 +78,10 @@ def run_billing_day(t: TenantConfig, interval_start: Any, logical_date: Any,
             f"({logical_date.isoformat()}) but the data interval of {day} "
             f"({interval_start.isoformat()}); nothing billed. Trigger {named} from the UI, "
             f"the REST API or `bds run -t {t.id} --from {named}`")
+    if day < t.production_date:
+        raise ConfigError(
+            f"tenant {t.id!r}: run {run_id} is of billing day {day}, before the tenant's "
+            f"production date {t.production_date}: nothing billed")
     if interval_start.timestamp() != day_start(day, t.timezone).timestamp():
         raise ConfigError(
             f"tenant {t.id!r}: run {run_id}: data interval starts at "

@@ -46,12 +46,17 @@ class BillingDayTimetable(Timetable):
 
     run_ordering = ("logical_date", "data_interval_end")
 
-    def __init__(self, timezone: str = "UTC", settle_hours: float = 0.0) -> None:
+    def __init__(self, timezone: str = "UTC", settle_hours: float = 0.0,
+                 first_day: dt.date | str | None = None) -> None:
         from zoneinfo import ZoneInfo
 
         ZoneInfo(timezone)  # an unknown zone fails here, at parse, naming it
         self.timezone = timezone
         self.settle_hours = float(settle_hours)
+        # the tenant's production date: no run of a day before it (a backfill over
+        # earlier days starts there; a trigger of one is refused, trigger_identity)
+        self.first_day = (dt.date.fromisoformat(first_day) if isinstance(first_day, str)
+                          else first_day)
         settle = (f", {self.settle_hours:g} h after the day ends"
                   if self.settle_hours else ", when the day ends")
         self.description = (
@@ -75,18 +80,21 @@ class BillingDayTimetable(Timetable):
         return f"billing day ({self.timezone})"
 
     def serialize(self) -> dict[str, Any]:
-        return {"timezone": self.timezone, "settle_hours": self.settle_hours}
+        out: dict[str, Any] = {"timezone": self.timezone, "settle_hours": self.settle_hours}
+        if self.first_day is not None:
+            out["first_day"] = self.first_day.isoformat()
+        return out
 
     @classmethod
     def deserialize(cls, data: dict[str, Any]) -> BillingDayTimetable:
-        return cls(data["timezone"], data.get("settle_hours", 0.0))
+        return cls(data["timezone"], data.get("settle_hours", 0.0), data.get("first_day"))
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, BillingDayTimetable)
                 and self.serialize() == other.serialize())
 
     def __hash__(self) -> int:
-        return hash((self.timezone, self.settle_hours))
+        return hash((self.timezone, self.settle_hours, self.first_day))
 
     # ------------------------------------------------------------ runs
 
@@ -111,6 +119,8 @@ class BillingDayTimetable(Timetable):
             return None
         else:
             day = self.day_of(restriction.earliest)
+        if self.first_day is not None and day < self.first_day:
+            day = self.first_day  # nothing to bill before the production date
         backfill = restriction.latest is not None
         if not restriction.catchup and not backfill:
             import pendulum

@@ -10,8 +10,10 @@ before Airflow reads it:
 - `logical_date` becomes the first instant of the billing day it names
   (`BillingDayTimetable.day_of`: a plain date is that date, any other instant the
   tenant-local day containing it);
-- a trigger without a logical date, or with an explicit data interval other than that
-  day, is refused with 400 and one sentence saying what to send.
+- a trigger without a logical date, of a day before the production date, or with an
+  explicit data interval other than that day, is refused with 400 and one sentence
+  saying what to send; a trigger of a day that already has a run gets 409 naming that
+  run and how to bill the day again.
 
 Only DAGs whose timetable is the billing-day timetable are touched; every other request
 passes through unchanged. Authentication and authorisation stay Airflow's: the request
@@ -48,7 +50,7 @@ class BillingDayTriggerMiddleware:
         try:
             new_body = await to_thread.run_sync(rewrite_trigger, m["dag_id"], body)
         except TriggerRefused as exc:
-            return await _reply(send, 400, {"detail": str(exc)})
+            return await _reply(send, exc.status, {"detail": str(exc)})
         if new_body is None:
             new_body = body
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
@@ -68,6 +70,15 @@ class BillingDayTriggerMiddleware:
 
 class TriggerRefused(ValueError):
     """A manual trigger of a bds DAG that names no single billing day."""
+
+    status = 400
+
+
+class TriggerConflict(TriggerRefused):
+    """A manual trigger of a billing day that already has a run (Airflow's own answer is
+    a 409 "Unique constraint violation" with a traceback in the API server's log)."""
+
+    status = 409
 
 
 def rewrite_trigger(dag_id: str, body: bytes) -> bytes | None:
@@ -92,6 +103,10 @@ def rewrite_trigger(dag_id: str, body: bytes) -> bytes | None:
     if instant is None:
         return None  # Airflow's own validation answers
     day = timetable.day_of(instant)
+    if timetable.first_day is not None and day < timetable.first_day:
+        raise TriggerRefused(
+            f"{dag_id}: billing day {day} is before the tenant's production date "
+            f"{timetable.first_day}: there is nothing to bill")
     interval = timetable.interval(day)
     given = (data.get("data_interval_start"), data.get("data_interval_end"))
     if any(v is not None for v in given):
@@ -101,8 +116,27 @@ def rewrite_trigger(dag_id: str, body: bytes) -> bytes | None:
                 f"{dag_id}: the data interval of billing day {day} is "
                 f"{interval.start.isoformat()} .. {interval.end.isoformat()}; leave "
                 "data_interval_start/end out and give the day as the logical date")
+    existing = _run_of(dag_id, interval.start)
+    if existing is not None:
+        run_id, state = existing
+        tenant = dag_id.removeprefix("bds_")
+        raise TriggerConflict(
+            f"{dag_id}: billing day {day} already has run {run_id} ({state}); to bill "
+            f"it again clear that run in the UI, or run `bds run -t {tenant} --from {day}`")
     data["logical_date"] = interval.start.isoformat()
     return json.dumps(data).encode()
+
+
+def _run_of(dag_id: str, logical_date) -> tuple[str, str] | None:
+    """(run id, state) of the DAG's run with this logical date, if any."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.execute(select(DagRun.run_id, DagRun.state).where(
+            DagRun.dag_id == dag_id, DagRun.logical_date == logical_date)).first()
+    return None if row is None else (str(row[0]), str(row[1]))
 
 
 def _aware(raw: Any):

@@ -251,3 +251,39 @@ def test_trigger_dates_the_api_server_accepts():
     # naive or malformed: left to Airflow's own validation (422)
     assert _aware("2026-03-05T10:00:00") is None
     assert _aware("yesterday") is None and _aware(20260305) is None
+
+
+def test_nothing_is_billed_before_the_production_date():
+    """A backfill whose first bound is before the production date starts at it (the
+    timetable knows the first day); a task of a run of an earlier day fails without
+    billing, in one line; the timetable round-trips its first day."""
+    from bds_airflow.steps import run_billing_day
+    from bds_airflow.timetable import BillingDayTimetable
+    from bds_metrics.config import ConfigError, parse_config
+
+    zone = "America/New_York"
+    tt = BillingDayTimetable(zone, 2.0, D("2026-03-05"))
+    assert BillingDayTimetable.deserialize(tt.serialize()) == tt
+    assert tt.serialize()["first_day"] == "2026-03-05"
+    bounds = (dt.datetime(2026, 3, 1, tzinfo=dt.UTC), dt.datetime(2026, 3, 7, tzinfo=dt.UTC))
+    infos = _iterate(tt, _restriction(*bounds))
+    assert [billing_day_of(i.logical_date, zone) for i in infos] == \
+        date_range(D("2026-03-05"), D("2026-03-07"))
+    assert _iterate(tt, _restriction(dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+                                     dt.datetime(2026, 3, 4, tzinfo=dt.UTC))) == []
+    # the scheduler's own first run is the production date too
+    infos = _iterate(tt, _restriction(day_start(D("2026-03-01"), zone), None), limit=2)
+    assert billing_day_of(infos[0].logical_date, zone) == D("2026-03-05")
+
+    t = parse_config("""
+tenants:
+  - {id: ny, name: NY, production_date: 2026-03-05, timezone: America/New_York,
+     metrics: [seats_chat], output_root: /tmp/o, staging_root: /tmp/s,
+     regions: [{code: us, locations: [{code: d, switches: []}]}]}
+""").tenants[0]
+    start = day_start(D("2026-03-04"), zone)
+    with pytest.raises(ConfigError, match="billing day 2026-03-04, before the tenant's "
+                                          "production date 2026-03-05: nothing billed"):
+        run_billing_day(t, start, start, "manual__x")
+    ok = day_start(D("2026-03-05"), zone)
+    assert run_billing_day(t, ok, ok, "manual__y") == D("2026-03-05")

@@ -93,9 +93,10 @@ def test_verify_with_nothing_to_verify_says_why(config, capsys):
     out = config / "out" / "acme"
     assert cli.main(["verify", "-t", "acme"]) == 1
     err = capsys.readouterr().err
-    assert "nothing to verify" in err and "'acme' at all" in err and str(out) in err
+    assert "nothing to verify" in err and "folder at all" in err and str(out) in err
     assert cli.main(["verify", "-t", "acme", "--from", "2026-03-01", "--to", "2026-03-02"]) == 1
-    assert "between 2026-03-01 and 2026-03-02" in capsys.readouterr().err
+    assert ("tenant 'acme' has no daily or monthly folder from 2026-03-01 to 2026-03-02 "
+            f"under {out}") in capsys.readouterr().err
 
 
 def test_demo_ui_env_file_gives_a_shell_the_demo_airflow(tmp_path):

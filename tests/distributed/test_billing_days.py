@@ -246,6 +246,22 @@ def test_manual_triggers_name_the_billing_day_and_catch_up_skips_it(env):
     # a trigger that names no day is refused, in one sentence, and creates nothing
     r3 = cluster.request("POST", "/api/v2/dags/bds_nyc/dagRuns", json={"logical_date": None})
     assert r3.status_code == 400 and "logical date" in r3.json()["detail"], r3.text
+    # a day before the production date: nothing to bill, refused
+    early = nyc.production_date - dt.timedelta(days=1)
+    r5 = cluster.request("POST", "/api/v2/dags/bds_nyc/dagRuns",
+                         json={"logical_date": early.isoformat()})
+    assert r5.status_code == 400, r5.text
+    assert r5.json()["detail"] == (f"bds_nyc: billing day {early} is before the tenant's "
+                                   f"production date {nyc.production_date}: there is "
+                                   "nothing to bill"), r5.text
+    # the same day again (as another instant of it): 409 naming the day's run
+    r6 = cluster.request("POST", "/api/v2/dags/bds_nyc/dagRuns",
+                         json={"logical_date": f"{d_nyc.isoformat()}T13:00:00-05:00"})
+    assert r6.status_code == 409, r6.text
+    assert r6.json()["detail"].startswith(
+        f"bds_nyc: billing day {d_nyc} already has run {r1.json()['dag_run_id']} ("), r6.text
+    assert r6.json()["detail"].endswith(
+        f"clear that run in the UI, or run `bds run -t nyc --from {d_nyc}`"), r6.text
     # without credentials, Airflow's authentication answers first
     r4 = cluster.request("POST", "/api/v2/dags/bds_nyc/dagRuns", auth=False,
                          json={"logical_date": d_nyc.isoformat()})

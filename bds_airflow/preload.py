@@ -148,10 +148,12 @@ class ConfigWatcher(threading.Thread):
     """
 
     def __init__(self, config: str, dag_folder: str | None = None,
-                 interval: float = WATCH_SECONDS, pools: bool = False):
+                 interval: float = WATCH_SECONDS, pools: bool = False,
+                 wait_for: Sequence[str] = ()):
         super().__init__(name="bds-config-watcher", daemon=True)
         self.config, self.dag_folder, self.interval = config, dag_folder, interval
         self.pools = pools  # also keep the extract pools as the configuration says
+        self.wait_for = tuple(wait_for)  # modules the process must have imported first
         self.last = self._key()
 
     def sync_pools(self) -> list[str]:
@@ -230,10 +232,12 @@ class ConfigWatcher(threading.Thread):
     def run(self) -> None:
         last_retry = time.monotonic()
         first = True
+        # The thread starts while `import airflow` is still running in the main thread:
+        # importing Airflow's models from here before the DAG processor has started
+        # deadlocks on the import locks (seen on a loaded machine), so the first
+        # database work waits for the DAG processor's manager to be imported.
+        _wait_for_modules(self.wait_for)
         while True:
-            # Sleep first: the thread starts while `import airflow` is still running in
-            # the main thread, and importing Airflow's models from here before it ends
-            # deadlocks on the import locks.
             time.sleep(self.interval)
             try:
                 if (self.check() or first) and self.pools:
@@ -244,6 +248,19 @@ class ConfigWatcher(threading.Thread):
                     self.retry_errored()
             except Exception as exc:  # never let the watcher die quietly
                 print(f"bds: configuration watcher: {exc!r}", file=sys.stderr)
+
+
+def _wait_for_modules(names: Sequence[str], timeout: float = 600.0) -> bool:
+    """Wait until every module of `names` is imported and no longer initializing (its
+    `__spec__._initializing` unset); True when they are, False at the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mods = [sys.modules.get(n) for n in names]
+        if all(m is not None and not getattr(getattr(m, "__spec__", None), "_initializing",
+                                             False) for m in mods):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def _dag_folder() -> str:
@@ -258,7 +275,8 @@ def start_watcher() -> ConfigWatcher | None:
     config = os.environ.get("BDS_CONFIG")
     if not config or "watcher" in _DONE:
         return None
-    watcher = ConfigWatcher(config, pools=True)
+    watcher = ConfigWatcher(config, pools=True, wait_for=(
+        "airflow", "airflow.settings", "airflow.dag_processing.manager"))
     watcher.start()
     _DONE["watcher"] = watcher
     return watcher

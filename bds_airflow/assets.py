@@ -38,39 +38,61 @@ def daily_alias(tenant_id: str) -> str:
 
 def ensure_models(tenants: list[TenantConfig]) -> list[str]:
     """Create the metadata DB rows (AssetModel) of the tenants' daily and monthly assets
-    that do not exist yet; returns their URIs.
+    that do not exist yet, and link each to its alias once the DAG processor has made the
+    alias's row; returns the aliases still to link (their DAG not parsed yet: call
+    again).
 
     The DAGs declare aliases only (see `outlets`), so Airflow creates an asset's row when
     a task first emits an event of it; two tasks emitting a tenant's first events at the
     same time (catch-up, a backfill) both try, and the loser's task is set to failed
-    (unique key `idx_asset_name_uri_unique`). Created beforehand, by the DAG processor's
+    (unique key `idx_asset_name_uri_unique`); the same for the alias -> asset link
+    (`asset_alias_asset_pkey`). Created beforehand, by the DAG processor's
     configuration watcher (`bds_airflow.preload`) and by `bds run`, the rows exist before
     any task runs. Safe beside another process doing the same."""
-    from airflow.models.asset import AssetModel
+    from airflow.models.asset import AssetAliasModel, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
     from sqlalchemy.exc import IntegrityError
 
-    wanted = [u for t in tenants for u in (daily_uri(t.id), monthly_uri(t.id))]
+    pairs = [(alias, uri) for t in tenants
+             for alias, uri in ((daily_alias(t.id), daily_uri(t.id)),
+                                (monthly_alias(t.id), monthly_uri(t.id)))]
     with create_session() as s:
         have = set(s.scalars(select(AssetModel.uri).where(AssetModel.uri.like("bds://%"))))
-    missing = [u for u in wanted if u not in have]
-    made = []
+        linked = set(s.execute(select(AssetAliasModel.name, AssetModel.uri).join(
+            AssetAliasModel.assets).where(AssetModel.uri.like("bds://%"))).tuples())
+    missing = [u for _, u in pairs if u not in have]
     for i in range(0, len(missing), 500):
         chunk = missing[i:i + 500]
         try:
             with create_session() as s:
                 s.add_all([AssetModel(name=u, uri=u, group="bds") for u in chunk])
-            made += chunk
         except IntegrityError:  # another process made some meanwhile: one at a time
             for u in chunk:
                 try:
                     with create_session() as s:
                         s.add(AssetModel(name=u, uri=u, group="bds"))
-                    made.append(u)
                 except IntegrityError:
                     pass
-    return made
+    # The alias -> asset link too: Airflow adds it on the first event through the alias,
+    # and two first events at once collide on it (asset_alias_asset_pkey) the same way.
+    # The alias's own row is the DAG processor's to make (from the DAG's outlets).
+    pending = []
+    for alias, uri in pairs:
+        if (alias, uri) in linked:
+            continue
+        try:
+            with create_session() as s:
+                asset = s.scalar(select(AssetModel).where(AssetModel.name == uri,
+                                                          AssetModel.uri == uri))
+                model = s.scalar(select(AssetAliasModel).where(AssetAliasModel.name == alias))
+                if model is None or asset is None:
+                    pending.append(alias)
+                elif model not in asset.aliases:
+                    asset.aliases.append(model)
+        except IntegrityError:  # linked by another process meanwhile
+            pass
+    return pending
 
 
 def outlets(t: TenantConfig, step: str) -> list[Any]:

@@ -154,6 +154,7 @@ class ConfigWatcher(threading.Thread):
         self.config, self.dag_folder, self.interval = config, dag_folder, interval
         self.pools = pools  # also keep the extract pools as the configuration says
         self.wait_for = tuple(wait_for)  # modules the process must have imported first
+        self.pending_links: list[str] = []  # asset aliases the DAG processor has not made
         self.last = self._key()
 
     def sync_pools(self) -> list[str]:
@@ -171,7 +172,8 @@ class ConfigWatcher(threading.Thread):
         except (ConfigError, OSError):
             return []
         lines = pools.ensure(cfg)
-        assets.ensure_models(cfg.tenants)
+        # aliases not parsed yet: linked on a later pass (run() calls again)
+        self.pending_links = assets.ensure_models(cfg.tenants)
         return lines
 
     def _key(self) -> tuple[int, int, int] | None:
@@ -238,9 +240,11 @@ class ConfigWatcher(threading.Thread):
         # database work waits for the DAG processor's manager to be imported.
         _wait_for_modules(self.wait_for)
         while True:
-            time.sleep(self.interval)
+            # every second while an alias still waits for its link (its DAG was just
+            # parsed: its first run may publish soon)
+            time.sleep(min(self.interval, 1.0) if self.pending_links else self.interval)
             try:
-                if (self.check() or first) and self.pools:
+                if (self.check() or first or self.pending_links) and self.pools:
                     self.sync_pools()
                 first = False
                 if time.monotonic() - last_retry >= RETRY_SECONDS:

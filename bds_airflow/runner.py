@@ -110,8 +110,8 @@ def run_days(
     from .readiness import gate
 
     ensure([t])
-    ensure_models([t])
     scheduler_dag = _sync_dag(dag)
+    ensure_models([t])  # after the DAG's sync: its aliases' rows exist
     conf = {"wait_for_settle": False, "reextract_config": reextract_config}
     failed = 0
     for day in days:

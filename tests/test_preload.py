@@ -209,6 +209,20 @@ def test_config_watcher_keeps_the_extract_pools_as_the_config_says(tmp_path, air
     cfg = tmp_path / "bds.yaml"
     cfg.write_text(config(3))
     assert slots() is None
+    from airflow.models.asset import AssetAliasModel, AssetModel
+
+    def assets() -> tuple[set, set]:
+        with create_session() as s:
+            uris = set(s.scalars(select(AssetModel.uri).where(
+                AssetModel.uri.in_([f"bds://{tid}/daily", f"bds://{tid}/monthly"]))))
+            links = set(s.execute(select(AssetAliasModel.name, AssetModel.uri).join(
+                AssetAliasModel.assets).where(AssetModel.uri.like(f"bds://{tid}/%"))).tuples())
+        return uris, links
+
+    # the DAG processor has parsed the daily alias (from the DAG's outlets), not yet the
+    # monthly one
+    with create_session() as s:
+        s.add(AssetAliasModel(name=f"bds_{tid}_daily", group="asset"))
     w = preload.ConfigWatcher(str(cfg), str(dags), interval=0.1, pools=True)
     try:
         w.start()
@@ -216,18 +230,24 @@ def test_config_watcher_keeps_the_extract_pools_as_the_config_says(tmp_path, air
         while time.time() < deadline and slots() != 3:
             time.sleep(0.1)
         assert slots() == 3
-        # and the tenant's asset rows exist before any task emits (two first events
-        # at once would race to create them, and the loser's task would be failed)
-        from airflow.models.asset import AssetModel
-
-        with create_session() as s:
-            uris = set(s.scalars(select(AssetModel.uri).where(
-                AssetModel.uri.in_([f"bds://{tid}/daily", f"bds://{tid}/monthly"]))))
+        # and the tenant's asset rows, linked to their aliases, exist before any task
+        # emits (two first events at once would race to create them, and the loser's
+        # task would be failed)
+        uris, links = assets()
         assert uris == {f"bds://{tid}/daily", f"bds://{tid}/monthly"}
+        assert links == {(f"bds_{tid}_daily", f"bds://{tid}/daily")}
+        assert w.pending_links == [f"bds_{tid}_monthly"]
+        with create_session() as s:  # the monthly alias is parsed: linked on a next pass
+            s.add(AssetAliasModel(name=f"bds_{tid}_monthly", group="asset"))
+        deadline = time.time() + 20
+        while time.time() < deadline and len(assets()[1]) < 2:
+            time.sleep(0.1)
+        assert assets()[1] == {(f"bds_{tid}_daily", f"bds://{tid}/daily"),
+                               (f"bds_{tid}_monthly", f"bds://{tid}/monthly")}
         from bds_airflow.assets import ensure_models
         from bds_metrics.config import load_config
 
-        assert ensure_models(load_config(str(cfg)).tenants) == []  # already there
+        assert ensure_models(load_config(str(cfg)).tenants) == []  # all there
         cfg.write_text(config(7) + "# resized\n")
         deadline = time.time() + 20
         while time.time() < deadline and slots() != 7:

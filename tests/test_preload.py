@@ -232,7 +232,10 @@ def test_config_watcher_keeps_the_extract_pools_as_the_config_says(tmp_path, air
         assert slots() == 3
         # and the tenant's asset rows, linked to their aliases, exist before any task
         # emits (two first events at once would race to create them, and the loser's
-        # task would be failed)
+        # task would be failed); the same pass, just after the pools
+        deadline = time.time() + 20
+        while time.time() < deadline and (len(assets()[0]) < 2 or not w.pending_links):
+            time.sleep(0.1)
         uris, links = assets()
         assert uris == {f"bds://{tid}/daily", f"bds://{tid}/monthly"}
         assert links == {(f"bds_{tid}_daily", f"bds://{tid}/daily")}

@@ -61,7 +61,7 @@ bench-ui: venv
 	$(VENV)/bin/python -m bench.billing_page --out BENCHMARKS.md $(BENCH_UI_ARGS)
 
 # Small tenants' days through the real scheduler (bench/scheduler.py). Default: 8 tenants
-# x 2 days, about 10 minutes; more: make bench-scheduler BENCH_SCHEDULER_ARGS="--tenants 30 --days 3"
+# x 2 days, about 6 minutes; more: make bench-scheduler BENCH_SCHEDULER_ARGS="--tenants 30 --days 3"
 BENCH_SCHEDULER_ARGS ?=
 bench-scheduler: venv
 	$(VENV)/bin/python -m bench.scheduler $(BENCH_SCHEDULER_ARGS)

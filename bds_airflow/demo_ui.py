@@ -87,7 +87,16 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def serve(root: Path, cfg, uri: str, last: dt.date, port: int) -> int:
+    # Ctrl-C, SIGINT (also when started in the background, where a shell ignores it) and
+    # SIGTERM all stop Airflow and the demo's PostgreSQL: Airflow runs in its own
+    # session, so it would otherwise outlive this process.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     dag_ids = [f"bds_{t.id}" for t in cfg.tenants]
     n = _as_scheduled(dag_ids)
     home = Path(os.environ["AIRFLOW_HOME"])

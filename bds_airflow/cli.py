@@ -339,10 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the names no business unit may have, and nothing else")
     u.set_defaults(func=cmd_units)
 
-    r = command(sub, "run", "run billing days in this process (no scheduler)",
+    r = command(sub, "run", "run billing days (in this process, or on a running scheduler)",
                 "Run the tenant's DAG for each billing day of the range in this process "
-                "(Airflow's dag.test; no scheduler needed). Prints one line per day: its "
-                "status, the folder of its files and the tenant-level values billed.",
+                "(Airflow's dag.test; no scheduler needed), or, when a scheduler runs on "
+                "the same metadata DB and the DAG is not paused, hand the day's run to it "
+                "and wait. Prints one line per day: its status, the folder of its files "
+                "and the tenant-level values billed.",
                 parents=[common])
     tenant(r)
     days(r, True, False, " to bill")
